@@ -1,0 +1,106 @@
+"""Searchers: Ray Tune ``Searcher`` objects that propose density vectors.
+
+``make_searcher(name, space, ...)`` builds one by name from :data:`SEARCHERS`:
+
+- ``random``: seeded uniform sampling (the thesis baseline algorithm);
+- ``bayesopt``: GP + UCB (``kappa``, thesis default 10) on bayesian-optimization 3.x;
+- ``optuna``: an Optuna sampler (``sampler``: tpe, random, qmc) via Ray's ``OptunaSearch``.
+
+``suggest(trial_id)`` returns ``{name: density}`` for every name of the
+:class:`DensitySpace`, within ``[low, high]``; the config holds nothing else. Every searcher
+follows the same policies (implemented once, in :class:`DensitySearcher`):
+
+Dense baseline
+    With ``dense_baseline=True`` the first suggestion is every density 1.0 (it may lie
+    above ``high``: the baseline is exempt from the bounds). It is one of Tune's
+    ``num_samples``. It is flagged by trial id, never inside the config:
+    ``searcher.baseline_trial_id`` / ``searcher.is_baseline(trial_id)`` on the searcher, or
+    :func:`is_baseline(searcher, trial_id) <is_baseline>`, which also sees through a
+    ``ConcurrencyLimiter``. Its result is learned from like any other trial when 1.0 lies in
+    ``[low, high]`` (i.e. ``high == 1``); otherwise it is outside the learners' domain and
+    is not registered.
+
+What is learned from a completed trial (``on_trial_complete``)
+    - ``error=True``, no result, a missing or non-finite metric: nothing. Failed trials
+      never crash a searcher and never reach a learner (Optuna is told FAIL).
+    - ASHA early stops: Tune reports a stopped trial's last, low-fidelity result, which
+      looks like any other completion (``done`` is True for both). With
+      ``learn_from_stopped=True`` (default) that last metric is learned as the trial's
+      value: it is real, if pessimistic, evidence that the vector is poor. With
+      ``learn_from_stopped=False`` (needs ``max_t``, the iterations of a full trial) only
+      results with ``training_iteration >= max_t`` are learned; the rest, and results
+      without ``training_iteration``, are ignored.
+    - Intermediate results (``on_trial_result``) are not used.
+    - ``searcher.observations`` lists ``(trial_id, config, score)`` of what was learned,
+      ``score`` being the metric, negated for ``mode='min'``: learners always maximise.
+
+Save and restore
+    ``save(path)``/``restore(path)`` keep the RNG state, the observations, the pending
+    trials and the baseline flag: a restored searcher continues the exact sequence the
+    original would have produced. Restoring a checkpoint of another searcher, space,
+    metric, mode or sampler raises :class:`~snas.errors.SearchError`.
+
+``max_concurrent`` wraps the searcher in Ray's ``ConcurrencyLimiter``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ray.tune.search import ConcurrencyLimiter, Searcher
+
+from snas.errors import ConfigError
+from snas.searchers._base import DensitySearcher, DensitySpace, check_int, is_baseline
+
+
+def _random() -> type[DensitySearcher]:
+    from snas.searchers._random import RandomSearcher
+
+    return RandomSearcher
+
+
+def _bayesopt() -> type[DensitySearcher]:
+    from snas.searchers._bayesopt import BayesOptSearcher
+
+    return BayesOptSearcher
+
+
+def _optuna() -> type[DensitySearcher]:
+    from snas.searchers._optuna import OptunaSearcher
+
+    return OptunaSearcher
+
+
+#: Searcher name -> importer of its class (optional libraries load only when chosen).
+SEARCHERS: dict[str, Callable[[], type[DensitySearcher]]] = {
+    "bayesopt": _bayesopt,
+    "optuna": _optuna,
+    "random": _random,
+}
+
+
+def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, seed: int,
+                  kappa: float = 10.0, sampler: str = "tpe", dense_baseline: bool = True,
+                  max_concurrent: int | None = None, learn_from_stopped: bool = True,
+                  max_t: int | None = None) -> Searcher:
+    """Build searcher ``name`` over ``space``.
+
+    ``kappa`` is used by ``bayesopt`` and ``sampler`` by ``optuna``; other searchers ignore
+    them. Returns the :class:`DensitySearcher`, wrapped in a ``ConcurrencyLimiter`` when
+    ``max_concurrent`` is given. See the module docstring for the policies.
+    """
+    if name not in SEARCHERS:
+        raise ConfigError(f"unknown searcher {name!r}; choose one of "
+                          f"{', '.join(sorted(SEARCHERS))}")
+    max_concurrent = check_int("max_concurrent", max_concurrent, 1, allow_none=True)
+    cls = SEARCHERS[name]()
+    options = {"kappa": kappa, "sampler": sampler}
+    searcher = cls(space, metric=metric, mode=mode, seed=seed, dense_baseline=dense_baseline,
+                   learn_from_stopped=learn_from_stopped, max_t=max_t,
+                   **{key: options[key] for key in cls.OPTIONS})
+    if max_concurrent is not None:
+        return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+    return searcher
+
+
+__all__ = ["SEARCHERS", "DensitySearcher", "DensitySpace", "is_baseline", "make_searcher"]

@@ -1,0 +1,86 @@
+"""Optuna samplers through Ray Tune's ``OptunaSearch``.
+
+The space is one ``FloatDistribution(low, high)`` per name. The study always maximises the
+base class's ``score`` (the metric, negated for ``mode='min'``). A trial the policy ignores
+(failed, no finite metric, or early-stopped with ``learn_from_stopped=False``) is told to
+Optuna as FAIL, the one state its samplers skip. The dense baseline is added as a completed
+trial when 1.0 lies in the space.
+
+Samplers (``sampler=``), each seeded: ``tpe`` (default), ``random``, ``qmc`` (scrambled
+Sobol). Optuna's ``cmaes`` needs the ``cmaes`` package and ``gp`` imports torch, which the
+searchers must not, so neither is offered.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import optuna
+from optuna.distributions import FloatDistribution
+from ray.tune.search.optuna import OptunaSearch
+
+from snas.errors import ConfigError
+from snas.searchers._base import DensitySearcher, DensitySpace
+
+_SCORE = "snas_score"
+
+
+def _qmc(seed: int) -> optuna.samplers.BaseSampler:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.QMCSampler(qmc_type="sobol", scramble=True, seed=seed)
+
+
+OPTUNA_SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
+    "qmc": _qmc,
+    "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+}
+
+_UNAVAILABLE = {"cmaes": "needs the cmaes package", "gp": "imports torch"}
+
+
+class OptunaSearcher(DensitySearcher):
+    """An Optuna sampler over the density vector.
+
+    Args:
+        sampler: one of :data:`OPTUNA_SAMPLERS` (``tpe``, ``random``, ``qmc``).
+        **kwargs: see :class:`~snas.searchers.DensitySearcher`.
+    """
+
+    OPTIONS: tuple[str, ...] = ("sampler",)
+
+    def __init__(self, space: DensitySpace, *, sampler: str = "tpe", **kwargs) -> None:
+        if sampler not in OPTUNA_SAMPLERS:
+            why = f" ({sampler} {_UNAVAILABLE[sampler]})" if sampler in _UNAVAILABLE else ""
+            raise ConfigError(f"sampler must be one of {', '.join(sorted(OPTUNA_SAMPLERS))}, "
+                              f"got {sampler!r}{why}")
+        self.sampler = sampler
+        super().__init__(space, **kwargs)
+        self.optuna_search_ = OptunaSearch(
+            space={n: FloatDistribution(space.low, space.high) for n in space.names},
+            metric=_SCORE,
+            mode="max",
+            sampler=OPTUNA_SAMPLERS[sampler](self.seed),
+        )
+        self.asked_: set[str] = set()
+
+    def _suggest(self, trial_id: str) -> dict[str, float]:
+        self.asked_.add(trial_id)
+        return self.optuna_search_.suggest(trial_id)
+
+    def _observe(self, trial_id: str, params: dict[str, float], score: float | None) -> None:
+        if trial_id in self.asked_:
+            self.asked_.discard(trial_id)
+            if score is None:
+                self.optuna_search_.on_trial_complete(trial_id, None, error=True)
+            else:
+                self.optuna_search_.on_trial_complete(trial_id, {_SCORE: score})
+        elif score is not None:  # the dense baseline, inside the space
+            self.optuna_search_.add_evaluated_point(params, score)
+
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state["sampler"] = self.sampler
+        return state
