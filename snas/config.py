@@ -331,7 +331,7 @@ class SearchConfig:
     max_concurrent: int = _spec(2, min=1, max=4096)
     with_dense_baseline: bool = True
     kappa: float = _spec(10.0, min=0.0)
-    sampler: Literal["tpe", "random", "cmaes", "gp", "qmc"] = "tpe"
+    sampler: Literal["tpe", "random", "qmc"] = "tpe"
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHER_NAMES:

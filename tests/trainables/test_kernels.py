@@ -1,0 +1,281 @@
+"""Masking kernels: exact counts, gradient semantics, caching, state_dict round trips.
+
+Every test parametrised over ``KERNELS`` runs against every registered kernel.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from snas.config import KERNEL_OPTIONS, KernelConfig
+from trainables.kernels import (
+    KERNELS,
+    IncrementalTopK,
+    MaskedConv2d,
+    MaskedLinear,
+    kept_count,
+    make_kernel,
+    reference_topk_mask,
+)
+
+
+def kernel(name: str):
+    return make_kernel(KernelConfig(name=name))
+
+
+def linear(name: str, density: float, shape=(12, 20), seed=0) -> MaskedLinear:
+    layer = MaskedLinear(shape[1], shape[0], bias=True, kernel=kernel(name))
+    layer.configure(density, torch.Generator().manual_seed(seed))
+    return layer
+
+
+def sgd_steps(layer: nn.Module, steps: int = 5, lr: float = 0.5) -> None:
+    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=lr,
+                          momentum=0.9, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(1)
+    layer.train()
+    for _ in range(steps):
+        x = torch.randn(16, layer.weight.shape[1], generator=gen)
+        opt.zero_grad()
+        layer(x).square().mean().backward()
+        opt.step()
+
+
+def test_registry_matches_config_options():
+    assert set(KERNELS) == set(KERNEL_OPTIONS)
+
+
+@pytest.mark.parametrize("density,numel,expected", [
+    (0.5, 10, 5), (0.01, 10, 1), (1.0, 7, 7), (0.25, 6, 2), (0.35, 10, 4), (1e-9, 100, 1),
+])
+def test_kept_count(density, numel, expected):
+    assert kept_count(density, numel) == expected == min(numel, max(1, round(density * numel)))
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5, float("nan")])
+def test_kept_count_rejects_bad_density(bad):
+    with pytest.raises(ValueError, match="density must be in"):
+        kept_count(bad, 10)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+@pytest.mark.parametrize("density", [0.05, 0.3, 0.5, 0.77, 1.0])
+def test_realized_count_is_exact(name, density):
+    layer = linear(name, density)
+    assert layer.active_weights == kept_count(density, layer.weight.numel())
+    sgd_steps(layer)
+    layer(torch.randn(3, 20))  # one more training forward: dnw/edge_popup re-select
+    assert layer.active_weights == kept_count(density, layer.weight.numel())
+    if hasattr(layer.kernel, "epoch_end"):
+        layer.kernel.epoch_end(layer, torch.Generator().manual_seed(3))
+        assert layer.active_weights == kept_count(density, layer.weight.numel())
+
+
+def test_topk_exact_with_ties_matches_reference_sort():
+    gen = torch.Generator().manual_seed(0)
+    for trial in range(20):
+        n = int(torch.randint(5, 400, (1,), generator=gen))
+        values = torch.randint(0, 4, (n,), generator=gen).float()  # heavy ties
+        k = int(torch.randint(1, n + 1, (1,), generator=gen))
+        sel = IncrementalTopK(k, n)
+        for _ in range(3):
+            mask = sel.select(values)
+            assert int(mask.sum()) == k
+            assert torch.equal(mask, reference_topk_mask(values, k))
+            values = values + torch.randint(-1, 2, (n,), generator=gen).float() * 0.5
+
+
+def test_topk_constant_tensor_and_tie_rule():
+    values = torch.zeros(10)
+    mask = IncrementalTopK(4, 10).select(values)
+    assert mask.tolist() == [True] * 4 + [False] * 6  # ties: lower flat index first
+
+
+def test_incremental_topk_tracks_drifting_values_exactly():
+    gen = torch.Generator().manual_seed(0)
+    values = torch.randn(5000, generator=gen).abs()
+    sel = IncrementalTopK(1234, 5000)
+    for _ in range(40):
+        values = (values + 0.01 * torch.randn(5000, generator=gen)).abs()
+        assert torch.equal(sel.select(values), reference_topk_mask(values, 1234))
+    assert sel.hits > sel.resets  # the band usually holds: the fast path is the common one
+
+
+@pytest.mark.parametrize("name", ["dnw", "edge_popup"])
+def test_topk_kernels_masks_equal_reference_sort(name):
+    layer = linear(name, 0.4, shape=(30, 40))
+    sgd_steps(layer, steps=3)
+    layer.train()
+    layer(torch.randn(2, 40))
+    magnitude = (layer.scores if name == "edge_popup" else layer.weight).detach().abs()
+    assert torch.equal(layer.mask, reference_topk_mask(magnitude, layer.k))
+
+
+def test_dnw_gradient_reaches_pruned_weights():
+    layer = linear("dnw", 0.3)
+    layer.train()
+    x = torch.randn(8, 20)
+    layer(x).sum().backward()
+    pruned = ~layer.mask
+    assert pruned.any()
+    assert (layer.weight.grad[pruned] != 0).any()
+    # straight-through: weight.grad equals dC/dW_eff everywhere (as if unmasked) ...
+    expected = torch.ones(8, 12).T @ x
+    torch.testing.assert_close(layer.weight.grad, expected)
+    # ... but nothing flows through pruned edges to the input.
+    x2 = x.clone().requires_grad_(True)
+    layer.zero_grad()
+    layer(x2).sum().backward()
+    eff = layer.weight.detach() * layer.mask
+    torch.testing.assert_close(x2.grad, torch.ones(8, 12) @ eff)
+
+
+def test_edge_popup_trains_only_scores():
+    from snas.config import ModelConfig
+    from trainables.models import build_model
+
+    k = kernel("edge_popup")
+    model = build_model(ModelConfig(), k, (1, 8, 8), 10, 0.5, torch.Generator().manual_seed(0))
+    before = {n: t.clone() for n, t in model.state_dict().items()}
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all(n.endswith("scores") for n in trainable)
+    assert not any(isinstance(m, nn.BatchNorm1d) and m.affine for m in model.modules())
+    assert all(getattr(m, "bias", None) is None for m in model.modules()
+               if isinstance(m, MaskedLinear))
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1,
+                          momentum=0.9, weight_decay=1e-4)
+    model.train()
+    for _ in range(3):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(torch.randn(32, 1, 8, 8)),
+                                    torch.randint(0, 10, (32,))).backward()
+        opt.step()
+    after = model.state_dict()
+    for name, value in before.items():
+        if name.endswith("scores"):
+            assert not torch.equal(value, after[name]), name
+        elif name.endswith("weight") or "prelu" in name.lower():
+            assert torch.equal(value, after[name]), name  # frozen random weights, PReLU
+    # BN running stats are kept (they are statistics, not trained parameters)
+    assert any(n.endswith("running_mean") and not torch.equal(before[n], after[n])
+               for n in before)
+
+
+@pytest.mark.parametrize("init", ["signed_constant", "kaiming_normal", "scaled_signed_constant",
+                                  "scaled_kaiming_normal"])
+def test_edge_popup_weight_inits(init):
+    from snas.config import EdgePopupKernelOptions
+    from trainables.kernels import EdgePopupKernel
+
+    density = 0.25
+    layer = MaskedLinear(400, 300, bias=False, kernel=EdgePopupKernel(EdgePopupKernelOptions(init)))
+    layer.configure(density, torch.Generator().manual_seed(0))
+    sigma = (2 / 400) ** 0.5 / (density ** 0.5 if init.startswith("scaled") else 1.0)
+    w = layer.weight.detach()
+    if init.endswith("signed_constant"):
+        torch.testing.assert_close(w.abs(), torch.full_like(w, sigma))
+        assert 0.45 < (w > 0).float().mean() < 0.55
+    else:
+        assert abs(w.std().item() - sigma) / sigma < 0.02
+    bound = 1 / 400 ** 0.5  # scores: kaiming uniform a=sqrt(5)
+    assert layer.scores.abs().max() <= bound and layer.scores.abs().max() > 0.9 * bound
+
+
+@pytest.mark.parametrize("name", ["random", "set"])
+def test_random_masks_unchanged_by_training(name):
+    layer = linear(name, 0.4)
+    mask = layer.mask.clone()
+    sgd_steps(layer, steps=10)
+    assert torch.equal(layer.mask, mask)
+    assert (layer.weight.detach()[~mask] == 0).all()  # inactive weights stay exactly zero
+
+
+def test_set_rewires_after_epoch_and_keeps_density():
+    layer = linear("set", 0.5, shape=(20, 30))
+    sgd_steps(layer, steps=5)
+    before = layer.mask.clone()
+    w = layer.weight.detach().clone()
+    layer.kernel.epoch_end(layer, torch.Generator().manual_seed(0))
+    after = layer.mask
+    n_drop = round(0.3 * int(before.sum()))
+    assert int((before & ~after).sum()) == n_drop  # dropped exactly zeta of active
+    assert int((after & ~before).sum()) == n_drop  # regrown as many elsewhere
+    dropped_mag = w[before & ~after].abs()
+    kept_mag = w[before & after].abs()
+    assert dropped_mag.max() <= kept_mag.min()  # the smallest magnitudes were dropped
+    assert (layer.weight.detach()[after & ~before] == 0).all()  # regrown start at zero
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_density_one_equals_dense_layer(name):
+    layer = linear(name, 1.0)
+    dense = nn.Linear(20, 12, bias=layer.bias is not None)
+    with torch.no_grad():
+        dense.weight.copy_(layer.weight)
+        if layer.bias is not None:
+            dense.bias.copy_(layer.bias)
+    x = torch.randn(5, 20)
+    for mode in (True, False):
+        layer.train(mode)
+        torch.testing.assert_close(layer(x), dense(x))
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_state_dict_round_trip_gives_same_outputs(name):
+    layer = linear(name, 0.4)
+    sgd_steps(layer, steps=3)
+    layer.eval()
+    x = torch.randn(6, 20)
+    out = layer(x)
+    buffer = io.BytesIO()
+    torch.save(layer.state_dict(), buffer)
+    assert "mask" in layer.state_dict()
+    if name == "edge_popup":
+        assert "scores" in layer.state_dict()
+    fresh = linear(name, 0.4, seed=99)  # different init
+    assert not torch.equal(fresh.eval()(x), out)
+    buffer.seek(0)
+    fresh.load_state_dict(torch.load(buffer))
+    fresh.eval()
+    torch.testing.assert_close(fresh(x), out)
+    assert torch.equal(fresh.mask, layer.mask)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_eval_mask_is_computed_once_and_invalidated(name):
+    layer = linear(name, 0.5)
+    sgd_steps(layer, steps=2)
+    layer.eval()
+    x = torch.randn(4, 20)
+    first = layer(x)
+    cached = layer._cached_eff
+    assert cached is not None
+    layer(x)
+    assert layer._cached_eff is cached  # no recomputation per forward
+    layer.train()
+    assert layer._cached_eff is None
+    sgd_steps(layer, steps=2)
+    layer.eval()
+    assert not torch.equal(layer(x), first)
+
+
+@pytest.mark.parametrize("name", sorted(KERNELS))
+def test_conv_layers_mask_exactly(name):
+    conv = MaskedConv2d(3, 8, 3, padding=1, bias=True, kernel=kernel(name))
+    conv.configure(0.3, torch.Generator().manual_seed(0))
+    out = conv.train()(torch.randn(2, 3, 8, 8))
+    assert out.shape == (2, 8, 8, 8)
+    out.sum().backward()
+    assert conv.active_weights == kept_count(0.3, 8 * 3 * 3 * 3)
+
+
+def test_unknown_kernel_is_config_error():
+    from snas.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="one of dnw, edge_popup, random, set"):
+        make_kernel(KernelConfig.__new__(KernelConfig)) if False else make_kernel(
+            type("C", (), {"name": "nope", "options": None})())
