@@ -47,13 +47,19 @@ def parse_density(text: str) -> float | list[float]:
     return values[0] if len(values) == 1 else values
 
 
+def check_output_path(path: str | Path, flag: str) -> Path:
+    """Refuse an output path that cannot be written, before any work is done."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{flag} {str(path)!r} is a directory; give a file path")
+    if not path.parent.is_dir():
+        raise ConfigError(f"{flag} folder does not exist: {str(path.parent)!r}")
+    return path
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename: never half-written."""
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"--json-out {str(path)!r} is a directory; give a file path")
-    if not path.parent.exists():
-        raise ConfigError(f"--json-out folder does not exist: {str(path.parent)!r}")
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
@@ -109,6 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"training.device={args.device}")
     space = load_space(args.space, overrides)
     density = parse_density(args.density) if args.density is not None else 1.0
+    if args.json_out:
+        check_output_path(args.json_out, "--json-out")
 
     from trainables.training import Trial  # torch loads here, after the config is valid
 

@@ -36,8 +36,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} asked for but no CUDA device is available; "
-                          "use cpu or auto")
+        raise ConfigError(f"training.device {name!r} asked for but no CUDA device is "
+                          "available; use cpu or auto")
     return torch.device(name)
 
 

@@ -1,0 +1,27 @@
+# The two commands a newcomer needs (see README.md):
+#   make demo   set everything up and run the main job
+#   make test   run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_SPACE := search_spaces/mlp_mnist5k.yaml
+
+.PHONY: setup demo test bench
+
+# A virtual environment with snas installed editable, pinned by constraints.txt.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+demo: setup
+	$(BIN)/snas train $(DEMO_SPACE) --density 0.5 --epochs 10 --json-out demo_trial.json
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/kernels.py
+	$(BIN)/python benchmarks/data.py

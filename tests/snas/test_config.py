@@ -1,0 +1,82 @@
+"""Search-space files: strict validation, one-line errors naming the key, round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from snas.config import (
+    SpaceConfig,
+    apply_overrides,
+    load_space,
+    parse_space_text,
+)
+from snas.errors import ConfigError
+
+SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
+def test_shipped_spaces_validate_and_round_trip(path):
+    space = load_space(path)
+    assert SpaceConfig.from_dict(space.to_dict()) == space
+
+
+def test_defaults_and_overrides():
+    space = parse_space_text("model: {name: mlp, width: 32}", ["training.epochs=3",
+                                                              "kernel.name=edge_popup",
+                                                              "training.lr=1e-3"])
+    assert space.model.options.width == 32
+    assert space.training.epochs == 3 and space.training.lr == pytest.approx(1e-3)
+    assert space.kernel.name == "edge_popup"
+    assert space.kernel.options.weight_init == "signed_constant"
+
+
+@pytest.mark.parametrize("text,overrides,message", [
+    ("model: {widht: 3}", [], "unknown key model.widht; allowed keys: activation"),
+    ("model: {width: -3}", [], "model.width must be an integer in [1, 65536], got -3"),
+    ("model: {width: 2.5}", [], "model.width must be an integer"),
+    ("model: {name: transformer}", [], "model.name must be one of mlp, got 'transformer'"),
+    ("model: {activation: tanh}", [], "model.activation must be one of 'relu'"),
+    ("kernel: {name: magic}", [], "kernel.name must be one of dnw, edge_popup, random, set"),
+    ("kernel: {name: set, zeta: 1.5}", [], "kernel.zeta must be a number in [0.0, 1.0]"),
+    ("kernel: {name: random, zeta: 0.3}", [], "unknown key kernel.zeta"),
+    ("training: {epochs: 0}", [], "training.epochs must be an integer in [1, 100000]"),
+    ("training: {lr: .nan}", [], "training.lr must be a finite number"),
+    ("training: {optimizer: rmsprop}", [], "training.optimizer must be one of 'sgd', 'adamw'"),
+    ("training: {batch_size: true}", [], "training.batch_size must be an integer"),
+    ("training: {device: tpu}", [], "training.device must be auto, cpu or cuda"),
+    ("training: 5", [], "training must be a mapping"),
+    ("density: {low: 0.8, high: 0.2}", [], "density.low must be <= density.high"),
+    ("density: {low: 0}", [], "density.low must be a number in (0.0, 1.0]"),
+    ("dataset: {name: imagenet}", [], "dataset.name must be one of digits"),
+    ("search: {searcher: grid}", [], "search.searcher must be one of random, bayesopt, optuna"),
+    ("search: {num_samples: -1}", [], "search.num_samples must be an integer"),
+    ("scheduler: {name: pbt}", [], "scheduler.name must be one of 'asha', 'fifo'"),
+    ("extra: {}", [], "unknown section 'extra'"),
+    ("[1, 2]", [], "a search-space file must be a mapping of sections"),
+    ("model: {width: 3", [], "malformed YAML at line"),
+    ("", ["training.epochs"], "--set takes section.key=value"),
+    ("", ["nosection.key=1"], "unknown section 'nosection'"),
+    ("", ["training.epochs=abc"], "training.epochs must be an integer, got 'abc'"),
+    ("", ["model.foo=1"], "unknown key model.foo"),
+])
+def test_bad_input_is_one_line_error_naming_the_key(text, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        parse_space_text(text, overrides, source="space.yaml")
+    text_ = str(info.value)
+    assert message in text_
+    assert "\n" not in text_
+    assert text_.startswith("space.yaml: ")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="search-space file not found"):
+        load_space(tmp_path / "nope.yaml")
+
+
+def test_overrides_do_not_mutate_input():
+    data = {"training": {"epochs": 5}}
+    out = apply_overrides(data, ["training.epochs=7"])
+    assert data == {"training": {"epochs": 5}} and out["training"]["epochs"] == 7
