@@ -115,12 +115,22 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides.append(f"training.device={args.device}")
     space = load_space(args.space, overrides)
     density = parse_density(args.density) if args.density is not None else 1.0
+    exported = None
+    if args.from_export:
+        from snas.results import read_export
+
+        if args.density is not None:
+            raise ConfigError("give either --density or --from-export, not both")
+        exported = read_export(args.from_export, args.rank)
+        density = exported["density"]
     if args.json_out:
         check_output_path(args.json_out, "--json-out")
 
     from trainables.training import Trial  # torch loads here, after the config is valid
 
     trial = Trial(space, density)
+    if exported is not None:
+        _check_export_layers(exported, trial.specs, args.from_export)
     out = sys.stdout
     print(f"snas train: {space.model.name} / {space.kernel.name} on {space.dataset.name} "
           f"({trial.data.split_sizes()}), {len(trial.layers)} maskable layers, "
@@ -131,9 +141,189 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(format_epoch(record, space.training.epochs), file=out, flush=True)
     summary = trial.summary()
     print(format_summary(summary), file=out)
+    if exported is not None:
+        print(f"exported trial {exported['trial_id']} (rank {exported['rank']}): test_accuracy "
+              f"{_fmt(exported.get(M.TEST_ACCURACY))}, val_accuracy "
+              f"{_fmt(exported.get(M.VAL_ACCURACY))}; retrained: test_accuracy "
+              f"{_fmt(summary[M.TEST_ACCURACY])}", file=out)
     if args.json_out:
         write_json_atomic(args.json_out, summary)
         print(f"wrote {args.json_out}", file=out)
+    return 0
+
+
+def _check_export_layers(exported: dict[str, Any], specs: Sequence[Any], path: str) -> None:
+    """The exported vector must describe this model: same layer names and shapes."""
+    layers = exported.get("layers") or []
+    got = [(layer.get("name"), list(layer.get("shape", []))) for layer in layers]
+    want = [(spec.name, list(spec.shape)) for spec in specs]
+    if layers and got != want:
+        raise ConfigError(f"{path!r} was exported for other layers ({len(got)} layers) than "
+                          f"this search space's model ({len(want)} layers); use the search's "
+                          "own search-space file")
+
+
+# ---------------------------------------------------------------------------------------
+# snas search / resume / list / show / export
+
+
+def _open_store(url: str | None) -> Any:
+    from snas.store import ResultsStore, default_store_url
+
+    return ResultsStore(url or default_store_url())
+
+
+def _default_name(space_path: str) -> str:
+    import datetime as dt
+
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in Path(space_path).stem)
+    return f"{stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _print_ranking(store: Any, name: str, top: int = 10) -> None:
+    from snas.results import ranked_trials, trials_table
+
+    ranked, baseline, metric, _ = ranked_trials(store, name)
+    print(f"\nsearch {name}: {len(ranked)} trials, ranked by {metric}"
+          + (f" (dense baseline {metric} {_fmt(baseline.get(metric))})" if baseline else ""))
+    print(trials_table(ranked, metric, baseline, top=top))
+
+
+def _write_export(store: Any, name: str, top: int, out: str) -> dict[str, Any]:
+    from snas.results import export_document
+
+    doc = export_document(store, name, top)
+    write_json_atomic(out, doc)
+    return doc
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from snas.config import parse_space_text, read_space_text
+
+    overrides = list(args.set or [])
+    for flag, key in (("searcher", "search.searcher"), ("num_samples", "search.num_samples"),
+                      ("max_concurrent", "search.max_concurrent"), ("seed", "search.seed")):
+        value = getattr(args, flag)
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    if args.no_dense_baseline:
+        overrides.append("search.with_dense_baseline=false")
+    text = read_space_text(args.space)
+    space = parse_space_text(text, overrides, source=args.space)
+    space = _absolute_data_root(space, Path(args.space).parent)
+
+    from snas.controller import (
+        SearchRequest,
+        check_search_name,
+        default_storage_path,
+        resume_search,
+        run_search,
+    )
+
+    name = check_search_name(args.name or _default_name(args.space))
+    if args.export:
+        check_output_path(args.export, "--export")
+    store = _open_store(args.store)
+    storage = Path(args.storage_path).expanduser().resolve() if args.storage_path else (
+        default_storage_path())
+    if store.get_search(name) is not None:
+        if not args.resume:
+            raise ConfigError(f"a search named {name!r} already exists; add --resume to "
+                              f"continue it (or run `snas resume {name}`), or pick another --name")
+        resume_search(name, store, args.address, quiet=args.quiet)
+    else:
+        storage.mkdir(parents=True, exist_ok=True)
+        print(f"snas search {name}: {space.search.searcher} searcher, "
+              f"{space.search.num_samples} trials, {space.scheduler.name} scheduler, "
+              f"store {store.url}", flush=True)
+        run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,
+                                 storage, args.address, args.quiet), store)
+    return _finish(store, name, args.export)
+
+
+def _absolute_data_root(space: Any, base: Path) -> Any:
+    """Trials run in other working directories: make a relative data_root absolute."""
+    root = space.dataset.data_root
+    if root and not Path(root).expanduser().is_absolute():
+        import dataclasses
+
+        absolute = str((base / root).resolve()) if (base / root).exists() else str(
+            Path(root).resolve())
+        return space.replace(dataset=dataclasses.replace(space.dataset, data_root=absolute))
+    return space
+
+
+def _finish(store: Any, name: str, export: str | None) -> int:
+    record = store.get_search(name)
+    _print_ranking(store, name)
+    out = export or str(Path(record["storage_path"]) / "export.json")
+    doc = _write_export(store, name, 5, out)
+    if doc["trials"]:
+        best = doc["trials"][0]
+        base = doc["baseline"]
+        print(f"\nbest density vector (trial {best['trial_id']}): "
+              f"{' '.join(f'{d:.3f}' for d in best['density'])}")
+        line = (f"{doc['metric']} {_fmt(best.get(doc['metric']))}, test_accuracy "
+                f"{_fmt(best.get(M.TEST_ACCURACY))}, active weights {best.get(M.ACTIVE_WEIGHTS)}")
+        if base:
+            line += (f"; dense baseline: {doc['metric']} {_fmt(base.get(doc['metric']))}, "
+                     f"test_accuracy {_fmt(base.get(M.TEST_ACCURACY))}, active weights "
+                     f"{base.get(M.ACTIVE_WEIGHTS)}")
+        print(line)
+    print(f"search status: {record['status']}; exported top {len(doc['trials'])} to {out}")
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from snas.controller import resume_search
+
+    store = _open_store(args.store)
+    resume_search(args.name, store, args.address, quiet=args.quiet)
+    return _finish(store, args.name, None)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from snas.results import searches_table
+
+    store = _open_store(args.store)
+    searches = store.list_searches()
+    if not searches:
+        print(f"no searches in {store.url}")
+        return 0
+    print(searches_table(searches))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from snas.results import ranked_trials, search_record, trials_table
+
+    store = _open_store(args.store)
+    record = search_record(store, args.name)
+    ranked, baseline, metric, _ = ranked_trials(store, args.name)
+    if args.format == "table":
+        print(f"search {args.name} ({record['status']}, {record['searcher']} searcher, "
+              f"{len(ranked)}/{record['num_samples']} trials), ranked by {metric}")
+        print(trials_table(ranked, metric, baseline))
+    elif args.format == "csv":
+        frame = store.trials_frame(args.name)
+        frame = frame.drop(columns=[c for c in ("config",) if c in frame.columns])
+        sys.stdout.write(frame.to_csv(index=False))
+    else:
+        rows = [{k: v for k, v in t.items() if k != "config"} for t in ranked]
+        print(json.dumps(rows, indent=2, default=str))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    store = _open_store(args.store)
+    if args.out:
+        check_output_path(args.out, "--out")
+        doc = _write_export(store, args.name, args.top, args.out)
+        print(f"exported {len(doc['trials'])} trials of {args.name} to {args.out}")
+    else:
+        from snas.results import export_document
+
+        print(json.dumps(export_document(store, args.name, args.top), indent=2, default=float))
     return 0
 
 
@@ -162,7 +352,70 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                        help="override a key of the file (repeatable), e.g. --set model.width=64")
     train.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    train.add_argument("--from-export", metavar="FILE", help="train the density vector of an "
+                       "exported trial (`snas export`), e.g. to reproduce its accuracy")
+    train.add_argument("--rank", type=int, default=1, help="which exported trial (default 1)")
     train.set_defaults(func=cmd_train)
+
+    store_help = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
+                  "SNAS_HOME=~/.snas)")
+    search = sub.add_parser("search", help="search density vectors with Ray Tune",
+                            description="Run a density-vector search: the searcher proposes "
+                            "vectors, Ray Tune trains them (ASHA stops poor ones early), every "
+                            "trial goes to the results store. Ends with a ranked table against "
+                            "the dense baseline and an export of the top trials.")
+    search.add_argument("space", help="search-space YAML file (see search_spaces/)")
+    search.add_argument("--searcher", help="override search.searcher (random, bayesopt, optuna)")
+    search.add_argument("--num-samples", type=int, help="override search.num_samples (trials, "
+                        "the dense baseline included)")
+    search.add_argument("--name", help="search name (default: file name + time); letters, "
+                        "digits, '.', '_', '-'")
+    search.add_argument("--store", metavar="URL", help=store_help)
+    search.add_argument("--address", help="Ray cluster address (e.g. auto); default: start a "
+                        "local Ray")
+    search.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
+    search.add_argument("--seed", type=int, help="override search.seed")
+    search.add_argument("--storage-path", help="experiment folders (default $SNAS_HOME/experiments)")
+    search.add_argument("--no-dense-baseline", action="store_true",
+                        help="do not evaluate the all-1.0 density vector first")
+    search.add_argument("--resume", action="store_true", help="continue the search if --name "
+                        "exists already")
+    search.add_argument("--export", metavar="FILE", help="where to write the export (default "
+                        "<experiment folder>/export.json)")
+    search.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a key of the file (repeatable)")
+    search.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    search.set_defaults(func=cmd_search)
+
+    resume = sub.add_parser("resume", help="continue an interrupted search",
+                            description="Continue an interrupted search (Tuner.restore): "
+                            "finished trials are kept, unfinished ones continue from their "
+                            "last checkpoint, the searcher picks up where it was.")
+    resume.add_argument("name", help="search name (see snas list)")
+    resume.add_argument("--store", metavar="URL", help=store_help)
+    resume.add_argument("--address", help="Ray cluster address")
+    resume.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
+    resume.set_defaults(func=cmd_resume)
+
+    lister = sub.add_parser("list", help="list searches in the store")
+    lister.add_argument("--store", metavar="URL", help=store_help)
+    lister.set_defaults(func=cmd_list)
+
+    show = sub.add_parser("show", help="list a search's trials with density vectors and metrics")
+    show.add_argument("name", help="search name (see snas list)")
+    show.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    show.add_argument("--store", metavar="URL", help=store_help)
+    show.set_defaults(func=cmd_show)
+
+    export = sub.add_parser("export", help="write the best density vectors as JSON",
+                            description="Export the top trials of a search: density vector "
+                            "with layer names and shapes, accuracy, active weights, EGF and "
+                            "checkpoint path. `snas train SPACE --from-export FILE` retrains one.")
+    export.add_argument("name", help="search name (see snas list)")
+    export.add_argument("--top", type=int, default=5, help="how many trials (default 5)")
+    export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--store", metavar="URL", help=store_help)
+    export.set_defaults(func=cmd_export)
     return parser
 
 

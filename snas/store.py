@@ -53,7 +53,7 @@ TRIAL_STATUSES = ("pending", "running", "terminated", "stopped", "error")
 # Metrics kept as real columns besides the full JSON dict (what readers sort and filter on).
 EPOCH_COLUMNS = (M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS, M.TRAIN_ACCURACY, M.EGF_1, M.EGF_2,
                  M.ACTIVE_WEIGHTS)
-SUMMARY_COLUMNS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.REALIZED_DENSITY,
+SUMMARY_COLUMNS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY,
                    M.ACTIVE_WEIGHTS)
 
 _NAME_MAX = 255

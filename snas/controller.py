@@ -1,0 +1,368 @@
+"""The search controller: a validated search space becomes a Ray Tune run.
+
+Data flow: search-space file -> :class:`~snas.config.SpaceConfig` -> a Tune ``Tuner`` whose
+search domain is the density vector (one ``[low, high]`` range per maskable layer, keys
+``d_00``, ``d_01``, ..., or one ``density`` scalar when ``density.uniform``), a searcher from
+:mod:`snas.searchers`, ASHA from the ``scheduler`` section, and the trainable from
+:mod:`trainables.tune_trainable`. Results flow back through :class:`StoreCallback`, which
+writes every trial, epoch, summary and wiring graph to the results store from the driver.
+
+Fault tolerance: trials checkpoint every epoch and Tune saves its experiment state every
+second (``TUNE_GLOBAL_CHECKPOINT_S=1``), so after a hard kill of the driver
+``snas resume NAME`` (``Tuner.restore``) re-runs no finished trial; the store's writes are
+idempotent, so replayed results add no duplicate rows.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+# Before Ray is imported: save the experiment state at most 1 s apart (default 10 s).
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+
+from snas import metrics as M  # noqa: E402
+from snas.config import SpaceConfig, parse_space_text  # noqa: E402
+from snas.errors import SearchError  # noqa: E402
+from snas.store import ResultsStore  # noqa: E402
+
+SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS,
+                M.TRAIN_ACCURACY, M.EGF_1, M.EGF_2, M.GRAD_NORM_1, M.GRAD_NORM_2,
+                M.ACTIVE_WEIGHTS, M.TOTAL_WEIGHTS, M.REALIZED_DENSITY, M.EPOCH, "density")
+EPOCH_KEYS = (*M.EPOCH_SCALARS, M.REALIZED_DENSITY, M.TEST_ACCURACY, M.TEST_LOSS)
+
+
+def default_storage_path() -> Path:
+    """Where experiment folders live: ``$SNAS_HOME/experiments`` (default ``~/.snas``)."""
+    return Path(os.environ.get("SNAS_HOME", Path.home() / ".snas")).expanduser() / "experiments"
+
+
+def density_config(result_or_config: Mapping[str, Any]) -> list[float] | None:
+    from trainables.tune_trainable import density_from_config
+
+    d = density_from_config(result_or_config)
+    return [d] if isinstance(d, float) else d
+
+
+class StoreCallback(tune.Callback):
+    """Tune callback that mirrors trials into the results store and prints progress.
+
+    It is pickled with the experiment (for ``Tuner.restore``), so it holds the store URL and
+    opens the store lazily in whichever driver process runs it.
+    """
+
+    def __init__(self, store_url: str, search: str, metric: str, mode: str, max_epochs: int,
+                 num_samples: int, out: TextIO | None = None, quiet: bool = False):
+        self.store_url = store_url
+        self.search = search
+        self.metric, self.mode = metric, mode
+        self.max_epochs = max_epochs
+        self.num_samples = num_samples
+        self.quiet = quiet
+        self._out = out
+        super().__init__()
+        self._store: ResultsStore | None = None
+        self._last: dict[str, dict[str, Any]] = {}
+        self._ended: set[str] = set()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_store"] = None
+        state["_out"] = None
+        return state
+
+    @property
+    def store(self) -> ResultsStore:
+        if self._store is None:
+            self._store = ResultsStore(self.store_url)
+        return self._store
+
+    def _print(self, line: str) -> None:
+        if not self.quiet:
+            print(line, file=self._out or sys.stdout, flush=True)
+
+    # ---- Tune callback hooks (names and signatures from ray.tune.Callback) -------------
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        density = density_config(trial.config)
+        self.store.upsert_trial(self.search, trial.trial_id, density=density,
+                                config={k: v for k, v in trial.config.items() if k != "space"},
+                                status="running", is_baseline=is_dense_config(trial.config))
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
+                        **info: Any) -> None:
+        epoch = result.get(M.EPOCH)
+        if epoch is None:
+            return
+        metrics = {k: result[k] for k in EPOCH_KEYS if k in result}
+        self.store.record_epoch(self.search, trial.trial_id, int(epoch), metrics)
+        self.store.upsert_trial(self.search, trial.trial_id, node_id=result.get("node_ip"))
+        self._last[trial.trial_id] = result
+
+    def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
+                      **info: Any) -> None:
+        path = getattr(checkpoint, "path", None)
+        if path:
+            self.store.upsert_trial(self.search, trial.trial_id, checkpoint_path=str(path))
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.store.upsert_trial(self.search, trial.trial_id, status="pending")
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        result = self._last.get(trial.trial_id) or trial.last_result or {}
+        epochs = int(result.get(M.EPOCH, 0))
+        status = "terminated" if epochs >= self.max_epochs else "stopped"
+        summary = {k: result[k] for k in SUMMARY_KEYS if k in result}
+        summary["epochs"] = epochs
+        self.store.record_summary(self.search, trial.trial_id, summary)
+        checkpoint = getattr(trial, "checkpoint", None)
+        path = getattr(checkpoint, "path", None)
+        if path:
+            self._record_wiring(trial.trial_id, path)
+        self.store.upsert_trial(self.search, trial.trial_id, status=status,
+                                checkpoint_path=str(path) if path else None)
+        self._progress(trials, trial.trial_id, status, result)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.store.upsert_trial(self.search, trial.trial_id, status="error",
+                                error=_error_text(trial))
+        self._progress(trials, trial.trial_id, "error", {})
+
+    # ---- helpers --------------------------------------------------------------------
+    def _record_wiring(self, trial_id: str, checkpoint_dir: str) -> None:
+        from trainables.wiring_record import wiring_record
+
+        try:
+            graph, stats = wiring_record(checkpoint_dir)
+        except FileNotFoundError:
+            return
+        self.store.record_graph(self.search, trial_id, graph, stats)
+
+    def _progress(self, trials: list, trial_id: str, status: str, result: Mapping[str, Any]
+                  ) -> None:
+        self._ended.add(trial_id)
+        running = sum(1 for t in trials if t.status == "RUNNING" and t.trial_id not in self._ended)
+        value = result.get(self.metric)
+        best = self._best(trials)
+        shown = f"{self.metric} {value:.4f}" if isinstance(value, float) else "no result"
+        self._print(f"[{len(self._ended)}/{self.num_samples} done, {running} running] "
+                    f"trial {trial_id} {status} after {result.get(M.EPOCH, 0)} epochs: {shown}"
+                    + (f" | best {best[1]:.4f} ({best[0]})" if best else ""))
+
+    def _best(self, trials: list) -> tuple[str, float] | None:
+        scored = []
+        for t in trials:
+            value = (self._last.get(t.trial_id) or {}).get(self.metric)
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                scored.append((t.trial_id, float(value)))
+        if not scored:
+            return None
+        pick = max if self.mode == "max" else min
+        return pick(scored, key=lambda item: item[1])
+
+
+def _error_text(trial: Any) -> str:
+    path = getattr(trial, "error_file", None)
+    if path and Path(path).is_file():
+        text = Path(path).read_text(errors="replace").strip()
+        lines = [line for line in text.splitlines() if line.strip()]
+        return lines[-1] if lines else text
+    return "trial failed (no error file)"
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """Everything ``snas search`` needs, validated."""
+
+    name: str
+    space: SpaceConfig
+    space_text: str
+    store_url: str
+    storage_path: Path
+    address: str | None = None
+    quiet: bool = False
+
+
+def check_search_name(name: str) -> str:
+    """A search name becomes a folder name: letters, digits, ``-``, ``_``, ``.`` only."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise SearchError(f"search name must be 1-100 characters of letters, digits, '.', '_' "
+                          f"or '-' starting with a letter or digit, got {name!r}")
+    return name
+
+
+def is_dense_config(config: Mapping[str, Any]) -> bool:
+    """Whether a trial config is the dense baseline (every density 1.0)."""
+    density = density_config(config)
+    return bool(density) and all(d == 1.0 for d in density)
+
+
+class BaselineKeepingASHA(ASHAScheduler):
+    """ASHA that never stops the dense baseline: every result is read against it, so it
+    must train its full budget. Its results still enter the rungs."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == self.STOP and is_dense_config(trial.config) and not result.get("done"):
+            return self.CONTINUE
+        return decision
+
+
+def _tune_objects(space: SpaceConfig, layer_names: Sequence[str]) -> tuple[Any, Any, dict]:
+    """(searcher, scheduler, param_space) for a space."""
+    from ray.tune.schedulers import FIFOScheduler
+
+    from snas.searchers import DensitySpace, make_searcher
+    from trainables.tune_trainable import DENSITY_KEY, density_key
+
+    names = ((DENSITY_KEY,) if space.density.uniform
+             else tuple(density_key(i) for i in range(len(layer_names))))
+    s = space.search
+    searcher = make_searcher(
+        s.searcher, DensitySpace(names, space.density.low, space.density.high),
+        metric=s.metric, mode=s.mode, seed=s.seed, kappa=s.kappa, sampler=s.sampler,
+        dense_baseline=s.with_dense_baseline, max_concurrent=s.max_concurrent)
+    if space.scheduler.name == "asha":
+        scheduler = BaselineKeepingASHA(time_attr="training_iteration", max_t=space.training.epochs,
+                                  grace_period=min(space.scheduler.grace_period,
+                                                   space.training.epochs),
+                                  reduction_factor=space.scheduler.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return searcher, scheduler, {"space": space.to_dict()}
+
+
+def model_layers(space: SpaceConfig) -> list[Any]:
+    """The maskable layers (name, shape, fan-in) of the space's model, built on CPU."""
+    import torch
+
+    from trainables.data import load_dataset
+    from trainables.kernels import make_kernel
+    from trainables.models import build_model, layer_specs
+
+    data = load_dataset(space.dataset, "cpu")
+    model = build_model(space.model, make_kernel(space.kernel), data.input_shape,
+                        data.num_classes, 1.0, torch.Generator().manual_seed(0))
+    return layer_specs(model)
+
+
+def init_ray(address: str | None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="ERROR")
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray instance"
+        raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
+                          ) from None
+
+
+def _trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def _run_config(name: str, storage_path: Path, callback: StoreCallback) -> Any:
+    return tune.RunConfig(
+        name=name, storage_path=str(storage_path), callbacks=[callback], verbose=0,
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
+                                                checkpoint_at_end=True),
+        failure_config=tune.FailureConfig(max_failures=0),
+    )
+
+
+def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
+    """Start a new search and run it to the end; returns :func:`search_report`."""
+    from trainables.tune_trainable import SnasTrainable
+
+    space = request.space
+    if store.get_search(request.name) is not None:
+        raise SearchError(f"a search named {request.name!r} already exists in the store; "
+                          f"continue it with `snas resume {request.name}` or pick another --name")
+    experiment = request.storage_path / request.name
+    if experiment.exists():
+        raise SearchError(f"experiment folder {str(experiment)!r} already exists; pick another "
+                          "--name or remove the folder")
+    layers = model_layers(space)
+    init_ray(request.address)
+    searcher, scheduler, param_space = _tune_objects(space, [spec.name for spec in layers])
+    params = {"metric": space.search.metric, "mode": space.search.mode,
+              "layers": [{"name": s.name, "shape": list(s.shape)} for s in layers],
+              "store_url": request.store_url, "address": request.address}
+    store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher,
+                        space.search.num_samples, str(experiment), params)
+    callback = StoreCallback(request.store_url, request.name, space.search.metric,
+                             space.search.mode, space.training.epochs, space.search.num_samples,
+                             quiet=request.quiet)
+    resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
+    tuner = tune.Tuner(
+        tune.with_resources(SnasTrainable, resources),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(metric=space.search.metric, mode=space.search.mode,
+                                    search_alg=searcher, scheduler=scheduler,
+                                    num_samples=space.search.num_samples, reuse_actors=True,
+                                    trial_dirname_creator=_trial_dirname),
+        run_config=_run_config(request.name, request.storage_path, callback),
+    )
+    return _fit(tuner, store, request.name)
+
+
+def resume_search(name: str, store: ResultsStore, address: str | None = None,
+                  quiet: bool = False) -> dict[str, Any]:
+    """Continue an interrupted search from its experiment folder (``Tuner.restore``)."""
+    from trainables.tune_trainable import SnasTrainable
+
+    record = store.get_search(name)
+    if record is None:
+        raise SearchError(f"no search named {name!r} in the store; `snas list` shows the "
+                          "searches")
+    if record["status"] == "finished":
+        raise SearchError(f"search {name!r} already finished; `snas show {name}` lists its "
+                          "trials")
+    experiment = Path(record["storage_path"])
+    if not tune.Tuner.can_restore(str(experiment)):
+        raise SearchError(f"search {name!r} has no restorable experiment state at "
+                          f"{str(experiment)!r}")
+    space = parse_space_text(record["space_text"]) if record["space_text"] else (
+        SpaceConfig.from_dict(record["space"]))
+    init_ray(address or record["params"].get("address"))
+    resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
+    store.set_search_status(name, "running")
+    tuner = tune.Tuner.restore(str(experiment), tune.with_resources(SnasTrainable, resources),
+                               resume_unfinished=True, resume_errored=False,
+                               restart_errored=False)
+    return _fit(tuner, store, name, quiet=quiet)
+
+
+def _fit(tuner: Any, store: ResultsStore, name: str, quiet: bool = False) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        store.set_search_status(name, "interrupted")
+        raise
+    except Exception:
+        store.set_search_status(name, "failed")
+        raise
+    trials = store.trials(name)
+    unfinished = [t for t in trials if t["status"] in ("pending", "running")]
+    store.set_search_status(name, "interrupted" if unfinished else "finished")
+    return {"name": name, "seconds": time.perf_counter() - start}
+
+
+__all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",
+           "model_layers", "resume_search", "run_search"]
