@@ -75,11 +75,13 @@ class StoreCallback(tune.Callback):
         self._store: ResultsStore | None = None
         self._last: dict[str, dict[str, Any]] = {}
         self._ended: set[str] = set()
+        self._reconciled = False
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = None
         state["_out"] = None
+        state["_reconciled"] = False  # a restored run reconciles again
         return state
 
     @property
@@ -93,6 +95,20 @@ class StoreCallback(tune.Callback):
             print(line, file=self._out or sys.stdout, flush=True)
 
     # ---- Tune callback hooks (names and signatures from ray.tune.Callback) -------------
+    def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+        if self._reconciled:
+            return
+        # Once per driver run: trials the store has but Tune's (restored) state does not
+        # were lost with a killed driver; Tune will start their work afresh under new ids.
+        self._reconciled = True
+        known = {t.trial_id for t in trials}
+        orphans = [t["trial_id"] for t in self.store.trials(self.search)
+                   if t["trial_id"] not in known and t["status"] in ("pending", "running")]
+        if orphans:
+            self.store.delete_trials(self.search, orphans)
+            self._print(f"dropped {len(orphans)} unfinished trial(s) the interrupted run had "
+                        f"not saved: {', '.join(orphans)}")
+
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         density = density_config(trial.config)
         self.store.upsert_trial(self.search, trial.trial_id, density=density,
@@ -279,7 +295,10 @@ def _trial_dirname(trial: Any) -> str:
 def _run_config(name: str, storage_path: Path, callback: StoreCallback) -> Any:
     return tune.RunConfig(
         name=name, storage_path=str(storage_path), callbacks=[callback], verbose=0,
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
+        # Keep every checkpoint while the search runs: after a hard kill, Tune's restored
+        # state may point at a checkpoint a few epochs old (its state lags up to 1 s), and
+        # a deleted one cannot be restored. Finished searches are pruned to the last one.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
                                                 checkpoint_at_end=True),
         failure_config=tune.FailureConfig(max_failures=0),
     )
@@ -361,7 +380,22 @@ def _fit(tuner: Any, store: ResultsStore, name: str, quiet: bool = False) -> dic
     trials = store.trials(name)
     unfinished = [t for t in trials if t["status"] in ("pending", "running")]
     store.set_search_status(name, "interrupted" if unfinished else "finished")
+    if not unfinished:
+        prune_checkpoints(trials)
     return {"name": name, "seconds": time.perf_counter() - start}
+
+
+def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
+    """Delete every checkpoint of a finished trial but the one the store points at."""
+    import shutil
+
+    for t in trials:
+        keep = t.get("checkpoint_path")
+        if not keep or not Path(keep).is_dir():
+            continue
+        for old in Path(keep).parent.glob("checkpoint_*"):
+            if old.is_dir() and old != Path(keep):
+                shutil.rmtree(old, ignore_errors=True)
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",

@@ -611,6 +611,26 @@ class ResultsStore:
             conn.execute(sa.delete(trials).where(trials.c.search_id == pk))
             conn.execute(sa.delete(searches).where(searches.c.id == pk))
 
+    def delete_trials(self, search: str, trial_ids: Sequence[str]) -> int:
+        """Delete trials (with their epochs, summary and graph); returns how many existed.
+
+        Used when a resumed search finds trials its restored Tune state never saved (the
+        driver died within Tune's state-saving period): Tune starts them afresh under new
+        ids, so their partial rows would otherwise stay as orphans.
+        """
+        ids = [_check_name(t, "trial_id") for t in trial_ids]
+        if not ids:
+            return 0
+        with self._write("delete trials") as conn:
+            pk = self._search_pk(conn, search)
+            trial_pks = sa.select(trials.c.id).where(trials.c.search_id == pk,
+                                                     trials.c.trial_id.in_(ids))
+            for table in (epochs, summaries, graphs):
+                conn.execute(sa.delete(table).where(table.c.trial_pk.in_(trial_pks)))
+            result = conn.execute(sa.delete(trials).where(trials.c.search_id == pk,
+                                                          trials.c.trial_id.in_(ids)))
+            return result.rowcount
+
     # -- trial writes --------------------------------------------------------------------
 
     def upsert_trial(self, search: str, trial_id: str, *, density: Sequence[float] | None = None,

@@ -1,0 +1,179 @@
+"""The search service end to end on a real local Ray, a real SQLite store, real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from snas.cli import main
+from snas.store import ResultsStore
+
+ROOT = Path(__file__).parents[2]
+DIGITS = str(ROOT / "search_spaces" / "mlp_digits.yaml")
+SMALL = ["--set", "model.width=32", "--set", "training.epochs=4",
+         "--set", "scheduler.grace_period=1", "--set", "scheduler.reduction_factor=2"]
+
+
+def search_args(tmp_path, name, *extra):
+    return ["search", DIGITS, "--name", name, "--store", f"sqlite:///{tmp_path}/r.db",
+            "--storage-path", str(tmp_path / "exp"), "--quiet", *SMALL, *extra]
+
+
+def dump(db: Path) -> list:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        tables = [r[0] for r in conn.execute("select name from sqlite_master where type='table'")]
+        return [(t, sorted(map(repr, conn.execute(f"select * from {t}")))) for t in tables]
+
+
+@pytest.mark.parametrize("searcher", ["random", "bayesopt", "optuna"])
+def test_search_completes_and_store_holds_every_trial(ray_address, tmp_path, searcher, capsys):
+    code = main(search_args(tmp_path, f"s-{searcher}", "--searcher", searcher,
+                            "--num-samples", "6"))
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "best density vector" in out and "dense baseline" in out
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    trials = store.trials(f"s-{searcher}")
+    assert len(trials) == 6
+    assert store.get_search(f"s-{searcher}")["status"] == "finished"
+    baseline = [t for t in trials if t["is_baseline"]]
+    assert len(baseline) == 1 and baseline[0]["status"] == "terminated"
+    assert baseline[0]["epochs"] == 4  # ASHA never stops the dense baseline
+    assert all(len(t["density"]) == 5 for t in trials)
+    for t in trials:  # exactly one epoch row per epoch trained, a summary and a graph each
+        assert t["status"] in ("terminated", "stopped")
+        assert t["has_summary"] and t["has_graph"]
+    counts = store.count_rows(f"s-{searcher}")
+    assert counts["epochs"] == sum(t["epochs"] for t in trials)
+    # ASHA visibly stops poor trials early: fewer epochs in the store
+    if searcher == "random":
+        assert any(t["status"] == "stopped" and t["epochs"] < 4 for t in trials)
+    graph, stats = store.graph(f"s-{searcher}", trials[0]["trial_id"])
+    assert stats["layer_summary"]["active_weights"] == trials[0]["active_weights"]
+    assert graph["nodes"]
+
+    # show lists every trial with its density vector
+    assert main(["show", f"s-{searcher}", "--store", f"sqlite:///{tmp_path}/r.db",
+                 "--format", "json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert {t["trial_id"] for t in shown} == {t["trial_id"] for t in trials}
+    assert all(len(t["density"]) == 5 for t in shown)
+
+
+def test_export_and_retrain_reproduce_top_trial(ray_address, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/r.db"
+    assert main(search_args(tmp_path, "exp1", "--num-samples", "4")) == 0
+    out = tmp_path / "best.json"
+    assert main(["export", "exp1", "--store", db, "--top", "3", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["format"] == "snas-export/1" and doc["search"] == "exp1"
+    top = doc["trials"][0]
+    assert [layer["name"] for layer in top["layers"]][0] == "stem.linear"
+    assert all(layer["density"] == d for layer, d in zip(top["layers"], top["density"]))
+    for key in ("val_accuracy", "test_accuracy", "active_weights", "egf_1", "egf_2",
+                "checkpoint_path"):
+        assert top[key] is not None, key
+    capsys.readouterr()
+    result = tmp_path / "retrain.json"
+    assert main(["train", DIGITS, *SMALL, "--from-export", str(out), "--json-out", str(result),
+                 "--quiet"]) == 0
+    retrained = json.loads(result.read_text())
+    assert abs(retrained["test_accuracy"] - top["test_accuracy"]) <= 0.01
+
+
+def test_bad_input_leaves_store_unchanged(ray_address, tmp_path, capsys):
+    db_path = tmp_path / "r.db"
+    assert main(search_args(tmp_path, "keep", "--num-samples", "2")) == 0
+    before = dump(db_path)
+    bad_space = tmp_path / "bad.yaml"
+    bad_space.write_text("model: {name: mlp, width: [}\n")
+    cases = [
+        (search_args(tmp_path, "x1", "--searcher", "grid"), "search.searcher must be one of"),
+        (["search", str(bad_space), "--store", f"sqlite:///{db_path}"], "malformed YAML"),
+        (search_args(tmp_path, "keep"), "already exists; add --resume"),
+        (search_args(tmp_path, "bad/name"), "search name must be"),
+        (["search", DIGITS, "--store", "postgresql://u:secret@127.0.0.1:1/db"],
+         "cannot open results store"),
+        (["search", DIGITS, "--store", f"sqlite:///{tmp_path}/no/such/dir/r.db"],
+         "cannot open results store"),
+        (["show", "nope", "--store", f"sqlite:///{db_path}"], "no search named 'nope'"),
+        (["export", "keep", "--store", f"sqlite:///{db_path}", "--top", "0"], "--top must be"),
+        (["resume", "nope", "--store", f"sqlite:///{db_path}"], "no search named 'nope'"),
+    ]
+    for argv, message in cases:
+        capsys.readouterr()
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err, (argv, err)
+        assert err.count("\n") == 1 and "secret" not in err
+    assert dump(db_path) == before
+
+
+@pytest.mark.slow
+def test_killed_driver_resumes_without_duplicates(ray_address, tmp_path):
+    """SIGKILL the driver after some trials finished; `snas resume` finishes the plan."""
+    db = tmp_path / "r.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "snas.cli", *search_args(tmp_path, "kill", "--num-samples",
+            "8", "--max-concurrent", "2", "--address", ray_address)]
+    argv.remove("--quiet")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    finished_before: dict[str, list] = {}
+    try:
+        while time.time() < deadline:
+            time.sleep(0.5)
+            if proc.poll() is not None:
+                pytest.fail("search ended before it could be killed: "
+                            + proc.stdout.read().decode()[-2000:])
+            if not db.exists():
+                continue
+            store = ResultsStore(f"sqlite:///{db}")
+            if store.get_search("kill") is None:
+                continue
+            done = [t for t in store.trials("kill") if t["status"] in ("terminated", "stopped")]
+            if len(done) >= 3:
+                break
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    store = ResultsStore(f"sqlite:///{db}")
+    frame = store.epochs_frame("kill")
+    for t in store.trials("kill"):
+        if t["status"] in ("terminated", "stopped"):
+            rows = frame[frame.trial_id == t["trial_id"]]
+            finished_before[t["trial_id"]] = sorted(map(str, rows.recorded_at))
+    assert len(finished_before) >= 3
+    assert store.get_search("kill")["status"] == "running"  # the killed driver wrote nothing
+
+    time.sleep(3)  # let the killed job's workers go
+    resume = subprocess.run([sys.executable, "-m", "snas.cli", "resume", "kill", "--store",
+                             f"sqlite:///{db}", "--address", ray_address],
+                            env=env, capture_output=True, text=True, timeout=400)
+    assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr[-3000:]
+    trials = store.trials("kill")
+    assert len(trials) == 8
+    assert all(t["status"] in ("terminated", "stopped") for t in trials), (
+        [(t["trial_id"], t["status"], t["epochs"]) for t in trials], resume.stdout[-3000:])
+    counts = store.count_rows("kill")
+    assert counts["trials"] == 8 and counts["summaries"] == 8
+    frame = store.epochs_frame("kill")
+    assert not frame.duplicated(["trial_id", "epoch"]).any()
+    assert counts["epochs"] == len(frame) == sum(t["epochs"] for t in trials)
+    for trial_id, stamps in finished_before.items():  # finished trials were not re-run
+        rows = frame[frame.trial_id == trial_id]
+        assert sorted(map(str, rows.recorded_at)) == stamps, trial_id
+    assert store.get_search("kill")["status"] == "finished"
