@@ -16,8 +16,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 setup: $(VENV)/.installed
 
+# A real search: 24 trials (dense baseline first) with ASHA on the shipped MNIST subset.
 demo: setup
-	$(BIN)/snas train $(DEMO_SPACE) --density 0.5 --epochs 10 --json-out demo_trial.json
+	$(BIN)/snas search $(DEMO_SPACE) --num-samples 24
 
 test: setup
 	$(BIN)/python -m pytest -q
@@ -25,3 +26,4 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/kernels.py
 	$(BIN)/python benchmarks/data.py
+	$(BIN)/python benchmarks/search.py
