@@ -99,3 +99,24 @@ def test_checkpoint_resume_continues_identically(kernel, tmp_path):
     x = torch.randn(4, 1, 4, 4)
     straight.model.eval(), resumed.model.eval()
     torch.testing.assert_close(straight.model(x), resumed.model(x))
+
+
+@pytest.mark.parametrize("kernel", sorted(KERNELS))
+@pytest.mark.parametrize("density", [0.5, [0.9, 0.3, 0.5, 0.4, 1.0]], ids=["uniform", "vector"])
+def test_every_kernel_learns_digits_with_exact_density(kernel, density):
+    """Acceptance: mlp_digits.yaml, 20 epochs, test accuracy >= 0.90, exact counts."""
+    from pathlib import Path
+
+    from snas.config import load_space
+    from trainables.kernels import kept_count
+
+    path = Path(__file__).parents[2] / "search_spaces" / "mlp_digits.yaml"
+    space = load_space(path, [f"kernel.name={kernel}", "training.device=cpu"])
+    trial = Trial(space, density)
+    for _ in range(space.training.epochs):
+        trial.run_epoch()
+    summary = trial.summary()
+    assert summary["test_accuracy"] >= 0.90, summary["test_accuracy"]
+    for layer, d, r in zip(summary["layers"], summary["density"], summary["realized_density"]):
+        n = layer["shape"][0] * layer["shape"][1]
+        assert round(r * n) == kept_count(d, n)
