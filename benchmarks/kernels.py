@@ -33,20 +33,33 @@ from trainables.kernels import (
     MaskKernel,
     reference_topk_mask,
 )
-from trainables.kernels._edge_popup import _ScoreStraightThrough
 
 DENSITY = 0.5
 
 
+class _GetSubnet(torch.autograd.Function):
+    """The public edge-popup code's ``GetSubnet``: forward the 0/1 mask, backward straight
+    through to the (absolute) scores."""
+
+    @staticmethod
+    def forward(ctx, magnitude: Tensor, mask: Tensor) -> Tensor:  # noqa: D102
+        return mask.to(magnitude.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+        return grad, None
+
+
 class ReferenceSortKernel(EdgePopupKernel):
-    """Edge-popup with a full stable sort of the scores on every forward (the reference)."""
+    """Edge-popup as the public code does it: a full stable sort of ``scores.abs()`` on every
+    forward, ``w * GetSubnet(|s|)``, autograd through the absolute value."""
 
     name = "reference_sort"
 
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
         magnitude = layer.scores.abs()
         layer.mask = reference_topk_mask(magnitude.detach(), layer.k)
-        return _ScoreStraightThrough.apply(magnitude, layer.weight, layer.mask)
+        return layer.weight * _GetSubnet.apply(magnitude, layer.mask)
 
 
 SHAPES: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {

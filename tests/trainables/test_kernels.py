@@ -279,3 +279,118 @@ def test_unknown_kernel_is_config_error():
     with pytest.raises(ConfigError, match="one of dnw, edge_popup, random, set"):
         make_kernel(KernelConfig.__new__(KernelConfig)) if False else make_kernel(
             type("C", (), {"name": "nope", "options": None})())
+
+
+# ---- fast-path mechanisms (float masks, reused effective-weight storage) -------------------
+
+
+def test_incremental_topk_float_mask_and_changed_indices():
+    """select_abs on signed drifting values: mask exact, float copy equal, ``changed`` exact."""
+    gen = torch.Generator().manual_seed(2)
+    values = torch.randn(4000, generator=gen)
+    sel = IncrementalTopK(1500, 4000)
+    previous = None
+    for step in range(60):
+        values = values + (0.05 if step % 10 == 9 else 0.005) * torch.randn(4000, generator=gen)
+        mask = sel.select_abs(values)
+        expected = reference_topk_mask(values.abs(), 1500)
+        assert torch.equal(mask, expected)
+        assert torch.equal(sel.float_mask, expected.float())
+        if previous is not None and sel.changed is not None:
+            flipped = (previous != expected).nonzero().squeeze(1)
+            assert torch.equal(sel.changed.sort().values, flipped)
+        previous = expected.clone()
+    assert sel.hits > 0 and sel.rebuilds > 1  # both paths ran
+
+
+def test_incremental_topk_negative_values_and_outside_edits():
+    gen = torch.Generator().manual_seed(3)
+    values = torch.randn(3000, generator=gen) - 5.0  # all negative: no magnitude shortcut
+    sel = IncrementalTopK(700, 3000)
+    for step in range(30):
+        values = values + 0.01 * torch.randn(3000, generator=gen)
+        mask = sel.select(values)
+        assert torch.equal(mask, reference_topk_mask(values, 700))
+        if step == 10:
+            mask[:50] = ~mask[:50]  # someone writes into the returned mask: detected, rebuilt
+    assert sel.hits > 0
+
+
+@pytest.mark.parametrize("name", ["dnw", "edge_popup"])
+def test_reused_effective_weight_stays_exact(name):
+    """The effective weight (reused storage; edge-popup updates it only where the mask
+    changed) equals weight * mask after every forward, through many steps and rebuilds, a
+    weight edit and a state_dict load."""
+    layer = linear(name, 0.4, shape=(40, 50))
+    opt = torch.optim.SGD([p for p in layer.parameters() if p.requires_grad], lr=2.0, momentum=0.9)
+    gen = torch.Generator().manual_seed(5)
+    layer.train()
+    storages = set()
+    for step in range(80):
+        x = torch.randn(8, 50, generator=gen)
+        opt.zero_grad()
+        layer(x).square().mean().backward()
+        eff = layer._eff
+        storages.add(eff.untyped_storage().data_ptr())
+        assert torch.equal(eff.detach(), layer.weight.detach() * layer.mask)
+        magnitude = (layer.scores if name == "edge_popup" else layer.weight).detach().abs()
+        assert torch.equal(layer.mask, reference_topk_mask(magnitude, layer.k))
+        opt.step()
+        if step == 30:
+            with torch.no_grad():
+                layer.weight.mul_(-1.5)  # an in-place edit (version counter) is seen
+        if step == 50:
+            layer.load_state_dict(linear(name, 0.4, shape=(40, 50), seed=7).state_dict())
+    assert len(storages) <= 2  # the storage is reused, not reallocated every step
+    assert layer.selector.hits > 0 and layer.selector.rebuilds > 1
+
+
+@pytest.mark.parametrize("name", ["dnw", "edge_popup"])
+def test_two_forwards_before_one_backward(name):
+    """A second forward before the backward must not overwrite the first effective weight."""
+    layer = linear(name, 0.5)
+    layer.train()
+    x1, x2 = torch.randn(4, 20), torch.randn(4, 20)
+    out1 = layer(x1)
+    eff1 = layer._eff.detach().clone()
+    out2 = layer(x2)
+    (out1.square().sum() + out2.square().sum()).backward()
+    param = layer.scores if name == "edge_popup" else layer.weight
+    got = param.grad.clone()
+    # the same gradient, computed from two separate graphs
+    param.grad = None
+    layer(x1).square().sum().backward()
+    layer(x2).square().sum().backward()
+    torch.testing.assert_close(got, param.grad)
+    assert torch.equal(eff1, layer.weight.detach() * layer.mask)
+
+
+def test_edge_popup_score_gradient_is_public_chain_rule():
+    """dC/ds = dC/dW_eff * w * sgn(s), exactly as autograd through scores.abs() gives it,
+    including sgn(0) = 0 for a zero score."""
+    layer = linear("edge_popup", 0.5)
+    with torch.no_grad():
+        layer.scores[0, 0] = 0.0
+        layer.scores[1, :5] *= -1
+    layer.selector.reset()
+    layer.train()
+    x = torch.randn(6, 20)
+    layer(x).sin().sum().backward()
+    scores = layer.scores.detach().clone().requires_grad_(True)
+    magnitude = scores.abs()
+    mask = reference_topk_mask(magnitude.detach(), layer.k)
+    assert torch.equal(mask, layer.mask)
+    subnet = magnitude + (mask.float() - magnitude).detach()  # straight-through, value = mask
+    nn.functional.linear(x, layer.weight.detach() * subnet).sin().sum().backward()
+    torch.testing.assert_close(layer.scores.grad, scores.grad)
+    assert layer.scores.grad[0, 0] == 0
+
+
+def test_set_gradient_mask_follows_rewiring():
+    """The cached float mask of random/SET is refreshed when epoch_end rewires the mask."""
+    layer = linear("set", 0.5, shape=(20, 30))
+    sgd_steps(layer, steps=3)
+    layer.kernel.epoch_end(layer, torch.Generator().manual_seed(0))
+    sgd_steps(layer, steps=3)
+    assert (layer.weight.detach()[~layer.mask] == 0).all()
+    assert (layer.weight.detach()[layer.mask] != 0).any()

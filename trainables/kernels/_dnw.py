@@ -5,6 +5,10 @@ Every training forward keeps the k weights of largest magnitude (exact count, ti
 ("hallucinated") ones included, receives dC/dW_eff as if it had been in the forward pass;
 nothing flows through a pruned edge to upstream nodes because the forward used the masked
 weight. Biases and BatchNorm are dense and train normally.
+
+Speed: the mask comes from the layer's :class:`~trainables.kernels._topk.IncrementalTopK`
+(``|w|`` written into the selector's buffer, no allocation), the effective weight is
+``w * float_mask`` written into reused storage (:class:`~trainables.kernels._base.EffBuffer`).
 """
 
 from __future__ import annotations
@@ -12,28 +16,47 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from trainables.kernels._base import MaskedLayer, MaskKernel, dense_uniform_
+from trainables.kernels._base import EffBuffer, MaskedLayer, MaskKernel, dense_uniform_, float_mask
 from trainables.kernels._topk import IncrementalTopK
 
 
 class _StraightThroughMask(torch.autograd.Function):
-    """Forward ``w * m``; backward passes the gradient to ``w`` unmasked."""
+    """Forward ``w * m`` into the layer's reused storage; backward passes the gradient to
+    ``w`` unmasked."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:  # noqa: D102
-        return weight * mask
+    def forward(ctx, weight: Tensor, mask: Tensor, buffer: EffBuffer) -> Tensor:  # noqa: D102
+        out = torch.mul(weight, mask, out=buffer.tensor)
+        ctx.buffer = buffer
+        return out.view_as(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
-        return grad, None
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
+        ctx.buffer.release()  # the graph that saved the effective weight is done with it
+        return grad, None, None
 
 
-def update_topk_mask(layer: MaskedLayer, magnitude: Tensor) -> None:
-    """Recompute ``layer.mask`` as the exact top-k of ``magnitude`` (incremental)."""
+def topk_selector(layer: MaskedLayer) -> IncrementalTopK:
+    """The layer's incremental top-k selector (a new one when the kept count changed)."""
     selector = getattr(layer, "selector", None)
-    if selector is None or selector.k != layer.k:
-        selector = layer.selector = IncrementalTopK(layer.k, magnitude.numel())
-    layer.mask = selector.select(magnitude)
+    if selector is None or selector.k != layer.k or selector.numel != layer.weight.numel():
+        selector = layer.selector = IncrementalTopK(layer.k, layer.weight.numel())
+    return selector
+
+
+def eff_buffer(layer: MaskedLayer) -> EffBuffer:
+    """The layer's reused effective-weight storage (created on first use)."""
+    buffer = getattr(layer, "_eff_buffer", None)
+    if buffer is None:
+        buffer = layer._eff_buffer = EffBuffer()
+    return buffer
+
+
+def update_topk_mask(layer: MaskedLayer, values: Tensor, absolute: bool = True) -> IncrementalTopK:
+    """Set ``layer.mask`` to the exact top-k of ``|values|`` (or of ``values``); incremental."""
+    selector = topk_selector(layer)
+    layer.mask = selector.select_abs(values) if absolute else selector.select(values)
+    return selector
 
 
 class DNWKernel(MaskKernel):
@@ -42,9 +65,13 @@ class DNWKernel(MaskKernel):
     def init_layer(self, layer: MaskedLayer, generator: torch.Generator) -> None:
         dense_uniform_(layer.weight, layer.fan_in, generator)
         layer.selector = None
-        update_topk_mask(layer, layer.weight.detach().abs())
+        update_topk_mask(layer, layer.weight)
 
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
-        if layer.training:
-            update_topk_mask(layer, layer.weight.detach().abs())
-        return _StraightThroughMask.apply(layer.weight, layer.mask)
+        if not layer.training:
+            return layer.weight * float_mask(layer)
+        weight = layer.weight
+        selector = update_topk_mask(layer, weight)
+        buffer = eff_buffer(layer)
+        buffer.take(weight, torch.is_grad_enabled() and weight.requires_grad)
+        return _StraightThroughMask.apply(weight, selector.float_mask.view(weight.shape), buffer)

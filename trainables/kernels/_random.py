@@ -16,11 +16,18 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from trainables.kernels._base import MaskedLayer, MaskKernel, dense_uniform_, random_exact_mask
+from trainables.kernels._base import (
+    MaskedLayer,
+    MaskKernel,
+    dense_uniform_,
+    float_mask,
+    random_exact_mask,
+)
 
 
 class _MaskGradient(torch.autograd.Function):
-    """Identity forward (a view, no copy); backward multiplies the gradient by the mask."""
+    """Identity forward (a view, no copy); backward multiplies the gradient by the mask
+    (given as 0/1 floats: several times faster than a bool mask on CPU, same values)."""
 
     @staticmethod
     def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:  # noqa: D102
@@ -44,9 +51,9 @@ class RandomKernel(MaskKernel):
 
     def after_load(self, layer: MaskedLayer) -> None:
         with torch.no_grad():
-            layer.weight.mul_(layer.mask)
+            layer.weight.mul_(float_mask(layer))
 
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
         if not layer.weight.requires_grad or not torch.is_grad_enabled():
             return layer.weight
-        return _MaskGradient.apply(layer.weight, layer.mask)
+        return _MaskGradient.apply(layer.weight, float_mask(layer))
