@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_one(scheduler: str, samples: int, epochs: int, concurrent: int, workdir: Path
-            ) -> dict[str, float]:
+def run_one(scheduler: str, samples: int, epochs: int, concurrent: int, reduction: float,
+            workdir: Path) -> dict[str, float]:
     from snas.config import load_space
     from snas.controller import SearchRequest, run_search
     from snas.store import ResultsStore
@@ -29,7 +29,7 @@ def run_one(scheduler: str, samples: int, epochs: int, concurrent: int, workdir:
     space_path = ROOT / "search_spaces" / "mlp_digits.yaml"
     space = load_space(space_path, [
         f"scheduler.name={scheduler}", "scheduler.grace_period=1",
-        "scheduler.reduction_factor=3", f"training.epochs={epochs}",
+        f"scheduler.reduction_factor={reduction}", f"training.epochs={epochs}",
         f"search.num_samples={samples}", f"search.max_concurrent={concurrent}",
         "search.seed=0", "search.searcher=random"])
     url = f"sqlite:///{workdir}/bench.db"
@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--concurrent", type=int, default=2)
+    parser.add_argument("--reduction-factor", type=float, default=4.0,
+                        help="ASHA reduction factor (grace period 1 epoch)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -66,7 +68,8 @@ def main() -> None:
     ray.init(num_cpus=args.concurrent, include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
     with tempfile.TemporaryDirectory() as tmp:
-        results = {name: run_one(name, args.samples, args.epochs, args.concurrent, Path(tmp))
+        results = {name: run_one(name, args.samples, args.epochs, args.concurrent,
+                                 args.reduction_factor, Path(tmp))
                    for name in ("fifo", "asha")}
     ray.shutdown()
     fifo, asha = results["fifo"], results["asha"]
@@ -79,7 +82,8 @@ def main() -> None:
         print(json.dumps(results, indent=2))
         return
     print(f"{args.samples}-trial random search, {args.epochs} epochs max, "
-          f"{args.concurrent} concurrent trials, mlp_digits")
+          f"{args.concurrent} concurrent trials, ASHA grace 1 reduction "
+          f"{args.reduction_factor:g}, mlp_digits")
     print(f"{'scheduler':<10}{'trial-epochs':>14}{'best val':>10}{'its test':>10}"
           f"{'wall s':>9}{'train s':>9}{'overhead':>10}")
     for name in ("fifo", "asha"):

@@ -230,7 +230,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not args.resume:
             raise ConfigError(f"a search named {name!r} already exists; add --resume to "
                               f"continue it (or run `snas resume {name}`), or pick another --name")
-        resume_search(name, store, args.address, quiet=args.quiet)
+        resume_search(name, store, args.address)
     else:
         storage.mkdir(parents=True, exist_ok=True)
         print(f"snas search {name}: {space.search.searcher} searcher, "
@@ -278,7 +278,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from snas.controller import resume_search
 
     store = _open_store(args.store)
-    resume_search(args.name, store, args.address, quiet=args.quiet)
+    resume_search(args.name, store, args.address)
     return _finish(store, args.name, None)
 
 
@@ -394,7 +394,6 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("name", help="search name (see snas list)")
     resume.add_argument("--store", metavar="URL", help=store_help)
     resume.add_argument("--address", help="Ray cluster address")
-    resume.add_argument("--quiet", action="store_true", help="no per-trial progress lines")
     resume.set_defaults(func=cmd_resume)
 
     lister = sub.add_parser("list", help="list searches in the store")

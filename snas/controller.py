@@ -76,12 +76,14 @@ class StoreCallback(tune.Callback):
         self._last: dict[str, dict[str, Any]] = {}
         self._ended: set[str] = set()
         self._reconciled = False
+        self._wiring_pool: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = None
         state["_out"] = None
         state["_reconciled"] = False  # a restored run reconciles again
+        state["_wiring_pool"] = None
         return state
 
     @property
@@ -144,7 +146,13 @@ class StoreCallback(tune.Callback):
         checkpoint = getattr(trial, "checkpoint", None)
         path = getattr(checkpoint, "path", None)
         if path:
-            self._record_wiring(trial.trial_id, path)
+            # Graph statistics take a noticeable fraction of a second for a few-thousand-
+            # neuron MLP: compute them off the Tune loop, in one background thread.
+            if self._wiring_pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._wiring_pool = ThreadPoolExecutor(1, thread_name_prefix="snas-wiring")
+            self._wiring_pool.submit(self._record_wiring, trial.trial_id, str(path))
         self.store.upsert_trial(self.search, trial.trial_id, status=status,
                                 checkpoint_path=str(path) if path else None)
         self._progress(trials, trial.trial_id, status, result)
@@ -154,15 +162,24 @@ class StoreCallback(tune.Callback):
                                 error=_error_text(trial))
         self._progress(trials, trial.trial_id, "error", {})
 
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.flush()
+
+    def flush(self) -> None:
+        """Wait until every wiring record is written."""
+        if self._wiring_pool is not None:
+            self._wiring_pool.shutdown(wait=True)
+            self._wiring_pool = None
+
     # ---- helpers --------------------------------------------------------------------
     def _record_wiring(self, trial_id: str, checkpoint_dir: str) -> None:
         from trainables.wiring_record import wiring_record
 
         try:
             graph, stats = wiring_record(checkpoint_dir)
-        except FileNotFoundError:
-            return
-        self.store.record_graph(self.search, trial_id, graph, stats)
+            self.store.record_graph(self.search, trial_id, graph, stats)
+        except Exception as exc:  # noqa: BLE001 - a missing graph must not kill the search
+            self._print(f"trial {trial_id}: no wiring record ({type(exc).__name__}: {exc})")
 
     def _progress(self, trials: list, trial_id: str, status: str, result: Mapping[str, Any]
                   ) -> None:
@@ -340,8 +357,8 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
     return _fit(tuner, store, request.name)
 
 
-def resume_search(name: str, store: ResultsStore, address: str | None = None,
-                  quiet: bool = False) -> dict[str, Any]:
+def resume_search(name: str, store: ResultsStore, address: str | None = None
+                  ) -> dict[str, Any]:
     """Continue an interrupted search from its experiment folder (``Tuner.restore``)."""
     from trainables.tune_trainable import SnasTrainable
 
@@ -364,10 +381,10 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
     tuner = tune.Tuner.restore(str(experiment), tune.with_resources(SnasTrainable, resources),
                                resume_unfinished=True, resume_errored=False,
                                restart_errored=False)
-    return _fit(tuner, store, name, quiet=quiet)
+    return _fit(tuner, store, name)
 
 
-def _fit(tuner: Any, store: ResultsStore, name: str, quiet: bool = False) -> dict[str, Any]:
+def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
     start = time.perf_counter()
     try:
         tuner.fit()
