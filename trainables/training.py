@@ -26,7 +26,7 @@ from snas import metrics as M
 from snas.config import SpaceConfig, TrainingConfig
 from trainables.data import DeviceDataset, load_dataset
 from trainables.kernels import MaskedLayer, make_kernel
-from trainables.models import build_model, expand_density, layer_specs, maskable_layers
+from trainables.models import build_model, layer_specs, maskable_layers
 
 
 def resolve_device(name: str) -> torch.device:
@@ -251,8 +251,3 @@ class Trial:
         self.history = list(state["history"])
         self.seconds = state["seconds"]
 
-
-def density_for(space: SpaceConfig, density: float | Sequence[float] | None,
-                specs: Sequence[Any]) -> list[float]:
-    """Expand a scalar/vector density (None: 1.0, dense) against a model's layer specs."""
-    return expand_density(1.0 if density is None else density, specs)
