@@ -220,7 +220,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_search,
     )
 
-    name = check_search_name(args.name or _default_name(args.space))
+    name = check_search_name(args.name if args.name is not None else _default_name(args.space))
     if args.export:
         check_output_path(args.export, "--export")
     store = _open_store(args.store)
