@@ -14,6 +14,8 @@ grads)||_p), realised density per layer, active/total weights, seconds, learning
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +29,32 @@ from snas.config import SpaceConfig, TrainingConfig
 from trainables.data import DeviceDataset, load_dataset
 from trainables.kernels import MaskedLayer, make_kernel
 from trainables.models import build_model, layer_specs, maskable_layers
+
+
+class TrialFailed(RuntimeError):
+    """A trial ended as failed for a stated reason (the message is recorded in the store)."""
+
+
+class TrialDiverged(TrialFailed):
+    """The training loss became NaN or infinite."""
+
+
+class TrialTimeLimit(TrialFailed):
+    """The trial trained longer than ``training.max_seconds``."""
+
+
+class TrialMemoryLimit(TrialFailed):
+    """The trial process used more resident memory than ``training.max_memory_mb``."""
+
+
+def resident_memory_mb() -> float | None:
+    """Resident memory of this process in MB (Linux /proc), or None where unknown."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,7 +210,23 @@ class Trial:
         self.seconds += record[M.EPOCH_SECONDS]
         self.epoch += 1
         self.history.append(record)
+        self._check_limits(record)
         return record
+
+    def _check_limits(self, record: dict[str, Any]) -> None:
+        """End the trial (raise) when it diverged or went over a configured limit."""
+        loss = record[M.TRAIN_LOSS]
+        if not math.isfinite(loss):
+            raise TrialDiverged(f"diverged: train loss is {loss} at epoch {self.epoch}; "
+                                "lower training.lr or keep model.batch_norm on")
+        cfg = self.space.training
+        if cfg.max_seconds is not None and self.seconds > cfg.max_seconds:
+            raise TrialTimeLimit(f"time limit exceeded: {self.seconds:.1f}s of training after "
+                                 f"epoch {self.epoch} > training.max_seconds={cfg.max_seconds:g}")
+        rss = resident_memory_mb()
+        if cfg.max_memory_mb is not None and rss is not None and rss > cfg.max_memory_mb:
+            raise TrialMemoryLimit(f"memory limit exceeded: {rss:.0f} MB resident after epoch "
+                                   f"{self.epoch} > training.max_memory_mb={cfg.max_memory_mb}")
 
     # ---- measurements ---------------------------------------------------------------
     def weight_counts(self) -> dict[str, Any]:

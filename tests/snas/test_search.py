@@ -177,3 +177,17 @@ def test_killed_driver_resumes_without_duplicates(ray_address, tmp_path):
         rows = frame[frame.trial_id == trial_id]
         assert sorted(map(str, rows.recorded_at)) == stamps, trial_id
     assert store.get_search("kill")["status"] == "finished"
+
+
+def test_diverging_trials_fail_with_reason_and_search_goes_on(ray_address, tmp_path, capsys):
+    db = f"sqlite:///{tmp_path}/r.db"
+    code = main(search_args(tmp_path, "nan", "--num-samples", "3", "--no-dense-baseline",
+                            "--set", "training.lr=10", "--set", "training.momentum=0.99",
+                            "--set", "model.batch_norm=false"))
+    assert code == 0, capsys.readouterr()
+    trials = ResultsStore(db).trials("nan")
+    assert len(trials) == 3
+    for t in trials:
+        assert t["status"] == "error"
+        assert "TrialDiverged: diverged: train loss is" in t["error"], t["error"]
+    assert ResultsStore(db).get_search("nan")["status"] == "finished"

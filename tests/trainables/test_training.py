@@ -120,3 +120,20 @@ def test_every_kernel_learns_digits_with_exact_density(kernel, density):
     for layer, d, r in zip(summary["layers"], summary["density"], summary["realized_density"]):
         n = layer["shape"][0] * layer["shape"][1]
         assert round(r * n) == kept_count(d, n)
+
+
+@pytest.mark.parametrize("overrides,error,message", [
+    ({"training": {"lr": 10.0, "optimizer": "sgd", "momentum": 0.99}, "model": {"batch_norm": False}},
+     "TrialDiverged", "diverged: train loss is"),
+    ({"training": {"max_seconds": 1e-6}}, "TrialTimeLimit", "training.max_seconds=1e-06"),
+    ({"training": {"max_memory_mb": 1}}, "TrialMemoryLimit", "training.max_memory_mb=1"),
+])
+def test_trial_fails_with_a_stated_reason(overrides, error, message):
+    import trainables.training as T
+
+    trial = Trial(space(**overrides), 1.0)
+    with pytest.raises(getattr(T, error), match=message.replace("(", r"\(")) as info:
+        for _ in range(3):
+            trial.run_epoch()
+    assert isinstance(info.value, T.TrialFailed)
+    assert "\n" not in str(info.value)
