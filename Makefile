@@ -20,7 +20,11 @@ setup: $(VENV)/.installed
 demo: setup
 	$(BIN)/snas search $(DEMO_SPACE) --num-samples 24
 
+# The dashboard's browser test needs Debian's chromium (skipped without it): install it
+# quietly when missing and we are root with apt-get; never fatal.
 test: setup
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || true
 	$(BIN)/python -m pytest -q
 
 bench: setup

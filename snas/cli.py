@@ -230,7 +230,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not args.resume:
             raise ConfigError(f"a search named {name!r} already exists; add --resume to "
                               f"continue it (or run `snas resume {name}`), or pick another --name")
-        resume_search(name, store, args.address)
+        resume_search(name, store, args.address, store_url=args.store)
     else:
         storage.mkdir(parents=True, exist_ok=True)
         print(f"snas search {name}: {space.search.searcher} searcher, "
@@ -278,7 +278,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from snas.controller import resume_search
 
     store = _open_store(args.store)
-    resume_search(args.name, store, args.address)
+    resume_search(args.name, store, args.address, store_url=args.store)
     return _finish(store, args.name, None)
 
 
@@ -324,6 +324,32 @@ def cmd_export(args: argparse.Namespace) -> int:
         from snas.results import export_document
 
         print(json.dumps(export_document(store, args.name, args.top), indent=2, default=float))
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import errno
+
+    from snas.dashboard import make_server
+
+    if not 0 <= args.port <= 65535:
+        raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
+    store = _open_store(args.store)
+    try:
+        server = make_server(store, args.host, args.port, verbose=args.verbose)
+    except OSError as exc:
+        why = ("the port is in use (pick another --port)" if exc.errno == errno.EADDRINUSE
+               else exc.strerror or str(exc))
+        raise ConfigError(f"cannot serve the dashboard on {args.host}:{args.port}: "
+                          f"{why}") from None
+    print(f"snas dashboard: {server.url} (store {store.url}); Ctrl-C to stop", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("snas dashboard: stopped")
+    finally:
+        server.server_close()
+        store.close()
     return 0
 
 
@@ -415,6 +441,20 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
     export.add_argument("--store", metavar="URL", help=store_help)
     export.set_defaults(func=cmd_export)
+
+    dashboard = sub.add_parser("dashboard", help="serve a read-only web page over the store",
+                               description="Serve a read-only web page over the results "
+                               "store: searches, ranked trials with density vectors, "
+                               "accuracy vs active weights, per-layer densities, learning "
+                               "and EGF curves, wiring graphs. It refreshes every few "
+                               "seconds while a search runs.")
+    dashboard.add_argument("--store", metavar="URL", help=store_help)
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on "
+                           "(default 127.0.0.1: this machine only)")
+    dashboard.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: "
+                           "any free port)")
+    dashboard.add_argument("--verbose", action="store_true", help="log every request")
+    dashboard.set_defaults(func=cmd_dashboard)
     return parser
 
 

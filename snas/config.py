@@ -207,7 +207,112 @@ class MLPOptions:
     bias: bool = True
 
 
-MODEL_OPTIONS: dict[str, type] = {"mlp": MLPOptions}
+@dataclass(frozen=True)
+class ResNetCifarOptions:
+    """CIFAR ResNet (He et al. 2016, option A widths 16/32/64 times ``base_width / 16``):
+    ``depth = 6n + 2``, three stages of n basic blocks. Every conv (including 1x1 projection
+    shortcuts) and the final Linear are maskable, in module order; ``first_layer_dense`` /
+    ``last_layer_dense`` make the stem conv / the head a plain dense layer instead."""
+
+    depth: int = _spec(32, min=8, max=1202)
+    base_width: int = _spec(16, min=1, max=1024)
+    first_layer_dense: bool = False
+    last_layer_dense: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.depth - 2) % 6:
+            raise ConfigError(f"model.depth must be 6n + 2 (8, 14, 20, 32, 44, 56, 110, ...), "
+                              f"got {self.depth}")
+
+
+@dataclass(frozen=True)
+class WideResNetOptions:
+    """Wide ResNet WRN-depth-k (Zagoruyko & Komodakis 2016): ``depth = 6n + 4``, widths
+    16, 16k, 32k, 64k, pre-activation blocks; every conv and the final Linear maskable."""
+
+    depth: int = _spec(28, min=10, max=1000)
+    widen_factor: int = _spec(10, min=1, max=64)
+    dropout: float = _spec(0.0, min=0.0, max=0.95)
+    first_layer_dense: bool = False
+    last_layer_dense: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.depth - 4) % 6:
+            raise ConfigError(f"model.depth must be 6n + 4 (10, 16, 22, 28, 40, ...), "
+                              f"got {self.depth}")
+
+
+@dataclass(frozen=True)
+class ConvNOptions:
+    """The VGG-like Conv2/4/6/8 of the edge-popup paper (table 1): pairs of 3x3 convs of
+    64, 128, 256, 512 channels with 2x2 max-pooling after each pair, then FC 256, 256,
+    classes; all widths times ``width_multiplier``. Every conv and FC layer is maskable."""
+
+    width_multiplier: float = _spec(1.0, min=0.0, min_open=True, max=64.0)
+    batch_norm: bool = False
+    first_layer_dense: bool = False
+    last_layer_dense: bool = False
+
+
+@dataclass(frozen=True)
+class TorchvisionResNetOptions:
+    """A torchvision ImageNet ResNet (``weights=None``) with every conv and ``fc`` masked."""
+
+    first_layer_dense: bool = False
+    last_layer_dense: bool = False
+
+
+@dataclass(frozen=True)
+class DAGOptions:
+    """Janik & Nowak's fully connected DAG network. Node i aggregates every earlier node j
+    with weight tanh(w_ij) (all start at ``init_tanh``), then ReLU -> Conv3x3 -> BN plus a
+    1x1-conv residual from the aggregate; ``stages`` equal resolution stages, each halving
+    the resolution and doubling ``channels``. Loss adds ``l1_lambda * sum |tanh w|``; after
+    training edges with |tanh w| < ``tau`` are dropped. Maskable layers: the node 3x3
+    convs (nodes 1..n-1), one density entry each."""
+
+    nodes: int = _spec(60, min=2, max=1000)
+    stages: int = _spec(3, min=1, max=5)
+    channels: int = _spec(16, min=1, max=1024)
+    l1_lambda: float = _spec(1e-3, min=0.0, max=10.0)
+    tau: float = _spec(0.006, min=0.0, max=1.0)
+    init_tanh: float = _spec(0.5, min=0.0, min_open=True, max=0.99)
+
+    def __post_init__(self) -> None:
+        if self.nodes < 2 * self.stages:
+            raise ConfigError(f"model.nodes must be >= 2 * model.stages ({2 * self.stages}), "
+                              f"got {self.nodes}")
+
+
+@dataclass(frozen=True)
+class NeuralGraphOptions:
+    """DNW static neural graph: channels are nodes, one graph per resolution stage, each
+    split into ``blocks`` blocks of ``nodes_per_block`` nodes (edges only from an earlier
+    block to a later one). Node op: norm -> ReLU -> 3x3 depthwise conv. The density vector
+    has one entry per graph (the fraction of its allowed edges kept). ``random_graph``: the
+    RG baseline, a fixed top-k of uniform random scores (weights still train)."""
+
+    stages: int = _spec(3, min=1, max=6)
+    blocks: int = _spec(5, min=2, max=64)
+    nodes_per_block: int = _spec(32, min=1, max=4096)
+    norm: Literal["batch", "instance"] = "batch"
+    random_graph: bool = False
+
+
+MODEL_OPTIONS: dict[str, type] = {
+    "mlp": MLPOptions,
+    "resnet_cifar": ResNetCifarOptions,
+    "wide_resnet": WideResNetOptions,
+    "conv2": ConvNOptions,
+    "conv4": ConvNOptions,
+    "conv6": ConvNOptions,
+    "conv8": ConvNOptions,
+    "resnet18": TorchvisionResNetOptions,
+    "resnet50": TorchvisionResNetOptions,
+    "wide_resnet50_2": TorchvisionResNetOptions,
+    "dag": DAGOptions,
+    "neural_graph": NeuralGraphOptions,
+}
 
 
 @dataclass(frozen=True)
@@ -357,10 +462,13 @@ class SchedulerConfig:
 
 @dataclass(frozen=True)
 class ResourcesConfig:
-    """Per-trial resources given to Ray Tune."""
+    """Per-trial resources given to Ray Tune. ``max_failures``: how many times a failed trial
+    (its node lost, its worker killed, an error) restarts from its last checkpoint before
+    it counts as an error; 0 = never."""
 
     cpus_per_trial: float = _spec(1.0, min=0.0, min_open=True, max=1024)
     gpus_per_trial: float = _spec(0.0, min=0.0, max=64)
+    max_failures: int = _spec(2, min=0, max=1000)
 
 
 SECTIONS: dict[str, type] = {

@@ -32,8 +32,9 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
+from snas import faults  # noqa: E402
 from snas import metrics as M  # noqa: E402
-from snas.config import SpaceConfig, parse_space_text  # noqa: E402
+from snas.config import SpaceConfig  # noqa: E402
 from snas.errors import SearchError  # noqa: E402
 from snas.store import ResultsStore  # noqa: E402
 
@@ -124,7 +125,10 @@ class StoreCallback(tune.Callback):
             return
         metrics = {k: result[k] for k in EPOCH_KEYS if k in result}
         self.store.record_epoch(self.search, trial.trial_id, int(epoch), metrics)
-        self.store.upsert_trial(self.search, trial.trial_id, node_id=result.get("node_ip"))
+        faults.point("epoch_recorded")
+        # The Ray node id (from the trainable): node IPs repeat when nodes share a host.
+        self.store.upsert_trial(self.search, trial.trial_id,
+                                node_id=result.get("node_id") or result.get("node_ip"))
         self._last[trial.trial_id] = result
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
@@ -143,6 +147,7 @@ class StoreCallback(tune.Callback):
         summary = {k: result[k] for k in SUMMARY_KEYS if k in result}
         summary["epochs"] = epochs
         self.store.record_summary(self.search, trial.trial_id, summary)
+        faults.point("trial_complete")
         checkpoint = getattr(trial, "checkpoint", None)
         path = getattr(checkpoint, "path", None)
         if path:
@@ -298,7 +303,8 @@ def init_ray(address: str | None) -> None:
         return
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR")
+                 configure_logging=True, logging_level="ERROR",
+                 runtime_env=faults.runtime_env())
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = address or "a local Ray instance"
         raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
@@ -309,7 +315,8 @@ def _trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _run_config(name: str, storage_path: Path, callback: StoreCallback) -> Any:
+def _run_config(name: str, storage_path: Path, callback: StoreCallback, max_failures: int = 0
+                ) -> Any:
     return tune.RunConfig(
         name=name, storage_path=str(storage_path), callbacks=[callback], verbose=0,
         # Keep every checkpoint while the search runs: after a hard kill, Tune's restored
@@ -317,14 +324,14 @@ def _run_config(name: str, storage_path: Path, callback: StoreCallback) -> Any:
         # a deleted one cannot be restored. Finished searches are pruned to the last one.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
                                                 checkpoint_at_end=True),
-        failure_config=tune.FailureConfig(max_failures=0),
+        # A trial whose node dies (or whose worker is killed) restarts from its last
+        # checkpoint on any node with room, up to max_failures times.
+        failure_config=tune.FailureConfig(max_failures=max_failures),
     )
 
 
 def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
-    """Start a new search and run it to the end; returns :func:`search_report`."""
-    from trainables.tune_trainable import SnasTrainable
-
+    """Start a new search and run it to the end."""
     space = request.space
     if store.get_search(request.name) is not None:
         raise SearchError(f"a search named {request.name!r} already exists in the store; "
@@ -335,31 +342,47 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
                           "--name or remove the folder")
     layers = model_layers(space)
     init_ray(request.address)
-    searcher, scheduler, param_space = _tune_objects(space, [spec.name for spec in layers])
     params = {"metric": space.search.metric, "mode": space.search.mode,
               "layers": [{"name": s.name, "shape": list(s.shape)} for s in layers],
               "store_url": request.store_url, "address": request.address}
     store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher,
                         space.search.num_samples, str(experiment), params)
-    callback = StoreCallback(request.store_url, request.name, space.search.metric,
-                             space.search.mode, space.training.epochs, space.search.num_samples,
-                             quiet=request.quiet)
-    resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
-    tuner = tune.Tuner(
-        tune.with_resources(SnasTrainable, resources),
+    faults.point("search_created")
+    tuner = _new_tuner(space, [spec.name for spec in layers], request.name,
+                       request.storage_path, request.store_url, request.quiet)
+    return _fit(tuner, store, request.name)
+
+
+def _new_tuner(space: SpaceConfig, layer_names: Sequence[str], name: str, storage_path: Path,
+               store_url: str, quiet: bool) -> Any:
+    from trainables.tune_trainable import SnasTrainable
+
+    searcher, scheduler, param_space = _tune_objects(space, layer_names)
+    callback = StoreCallback(store_url, name, space.search.metric, space.search.mode,
+                             space.training.epochs, space.search.num_samples, quiet=quiet)
+    return tune.Tuner(
+        tune.with_resources(SnasTrainable, _resources(space)),
         param_space=param_space,
         tune_config=tune.TuneConfig(metric=space.search.metric, mode=space.search.mode,
                                     search_alg=searcher, scheduler=scheduler,
                                     num_samples=space.search.num_samples, reuse_actors=True,
                                     trial_dirname_creator=_trial_dirname),
-        run_config=_run_config(request.name, request.storage_path, callback),
+        run_config=_run_config(name, storage_path, callback, space.resources.max_failures),
     )
-    return _fit(tuner, store, request.name)
 
 
-def resume_search(name: str, store: ResultsStore, address: str | None = None
-                  ) -> dict[str, Any]:
-    """Continue an interrupted search from its experiment folder (``Tuner.restore``)."""
+def _resources(space: SpaceConfig) -> dict[str, float]:
+    return {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
+
+
+def resume_search(name: str, store: ResultsStore, address: str | None = None,
+                  store_url: str | None = None) -> dict[str, Any]:
+    """Continue an interrupted search from its experiment folder (``Tuner.restore``).
+
+    A search whose driver died before Tune saved any state (no trial in the store yet) is
+    started afresh under the same name. ``store_url`` is the store to write to (default:
+    the one the search was started with).
+    """
     from trainables.tune_trainable import SnasTrainable
 
     record = store.get_search(name)
@@ -370,17 +393,24 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None
         raise SearchError(f"search {name!r} already finished; `snas show {name}` lists its "
                           "trials")
     experiment = Path(record["storage_path"])
-    if not tune.Tuner.can_restore(str(experiment)):
+    # The stored space is the validated one, --set overrides included.
+    space = SpaceConfig.from_dict(record["space"])
+    params = record["params"]
+    restorable = tune.Tuner.can_restore(str(experiment))
+    if not restorable and store.trials(name):
         raise SearchError(f"search {name!r} has no restorable experiment state at "
                           f"{str(experiment)!r}")
-    space = parse_space_text(record["space_text"]) if record["space_text"] else (
-        SpaceConfig.from_dict(record["space"]))
-    init_ray(address or record["params"].get("address"))
-    resources = {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
+    init_ray(address or params.get("address"))
     store.set_search_status(name, "running")
-    tuner = tune.Tuner.restore(str(experiment), tune.with_resources(SnasTrainable, resources),
-                               resume_unfinished=True, resume_errored=False,
-                               restart_errored=False)
+    if restorable:
+        tuner = tune.Tuner.restore(str(experiment),
+                                   tune.with_resources(SnasTrainable, _resources(space)),
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        layer_names = [layer["name"] for layer in params.get("layers", [])]
+        tuner = _new_tuner(space, layer_names, name, experiment.parent,
+                           store_url or params["store_url"], quiet=False)
     return _fit(tuner, store, name)
 
 
@@ -394,6 +424,7 @@ def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
     except Exception:
         store.set_search_status(name, "failed")
         raise
+    faults.point("search_end")
     trials = store.trials(name)
     unfinished = [t for t in trials if t["status"] in ("pending", "running")]
     store.set_search_status(name, "interrupted" if unfinished else "finished")

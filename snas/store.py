@@ -42,6 +42,7 @@ from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
 from snas import metrics as M
+from snas import faults
 from snas.errors import SearchError, StoreError
 
 __all__ = ["SEARCH_STATUSES", "TRIAL_STATUSES", "ResultsStore", "default_store_url"]
@@ -470,6 +471,7 @@ class ResultsStore:
     def _write(self, action: str) -> Iterator[sa.Connection]:
         with self._errors(action), self._writer.begin() as conn:
             yield conn
+            faults.point("store_write")  # inside the transaction, before its commit
 
     @contextlib.contextmanager
     def _read(self, action: str) -> Iterator[sa.Connection]:
@@ -673,6 +675,8 @@ class ResultsStore:
                      metrics: Mapping[str, Any]) -> None:
         """Store one epoch's metrics (a flat JSON-able dict); re-recording an epoch replaces it.
 
+        Re-recording identical metrics (a resumed trial replaying a result it had already
+        reported) writes nothing, so ``recorded_at`` keeps the time the epoch really ended.
         The metrics in :data:`EPOCH_COLUMNS` are also stored as columns; they must be
         numbers when present. A trial not yet announced is created as ``running``.
         """
@@ -684,6 +688,10 @@ class ResultsStore:
         now = _now()
         with self._write("record epoch") as conn:
             trial_pk = self._trial_pk(conn, search, trial_id, now)
+            stored = conn.scalar(sa.select(epochs.c.metrics).where(
+                epochs.c.trial_pk == trial_pk, epochs.c.epoch == int(epoch)))
+            if stored == data:
+                return
             _upsert(conn, epochs, {"trial_pk": trial_pk, "epoch": int(epoch)},
                     {**values, "recorded_at": now})
 

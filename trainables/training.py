@@ -155,7 +155,12 @@ class Trial:
 
     # ---- training -----------------------------------------------------------------
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(logits, y, label_smoothing=self.space.training.label_smoothing)
+        loss = F.cross_entropy(logits, y, label_smoothing=self.space.training.label_smoothing)
+        # Models with a training cost of their own (the DAG's L1 edge cost) expose it.
+        extra_loss = getattr(self.model, "extra_loss", None)
+        if extra_loss is not None:
+            loss = loss + extra_loss()
+        return loss
 
     def train_epoch(self) -> dict[str, float]:
         self.model.train()
@@ -262,6 +267,9 @@ class Trial:
             "epochs": self.epoch,
             "seconds": self.seconds,
             "history": list(self.history),
+            # model-specific results, e.g. the DAG's accuracy before/after thresholding
+            **(self.model.summary_extras(self.evaluate)
+               if hasattr(self.model, "summary_extras") else {}),
         }
 
     # ---- checkpoints ----------------------------------------------------------------
@@ -278,6 +286,9 @@ class Trial:
             "history": self.history,
             "seconds": self.seconds,
             "density": self.density,
+            # the search space as plain data, so a checkpoint alone rebuilds its model
+            # (wiring records); load_state_dict does not read it
+            "space": self.space.to_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

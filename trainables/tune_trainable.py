@@ -7,10 +7,10 @@ Wire format (Ray's ``config`` dict, converted here and nowhere else):
   model order) or ``density`` (one scalar for every layer).
 
 Every result carries the epoch's metrics (:mod:`snas.metrics`) plus ``density`` (the vector
-trained). The final epoch adds ``test_accuracy``/``test_loss``. Checkpoints (every epoch,
-see the controller) hold the whole :meth:`Trial.state_dict`: model with masks and scores,
-optimizer, schedule, RNG states and history, so ASHA pauses, retries and ``snas resume``
-continue exactly where the trial was.
+trained) and ``node_id`` (the Ray node that trained it). The final epoch adds
+``test_accuracy``/``test_loss``. Checkpoints (every epoch, see the controller) hold the whole
+:meth:`Trial.state_dict`: model with masks and scores, optimizer, schedule, RNG states and
+history, so ASHA pauses, retries and ``snas resume`` continue exactly where the trial was.
 
 The class implements ``reset_config`` so Tune can reuse the actor between trials
 (``reuse_actors=True``): starting an actor costs ~2 s here, more than a small MLP trial's
@@ -24,9 +24,11 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 
+from snas import faults
 from snas import metrics as M
 from snas.config import DatasetConfig, SpaceConfig
 from trainables.data import DeviceDataset, load_dataset
@@ -76,7 +78,9 @@ class SnasTrainable(tune.Trainable):
             record = self.trial.history[-1]
         else:
             record = self.trial.run_epoch()
-        result = {**record, "density": list(self.trial.density)}
+        # The Ray node id tells apart nodes that share an IP (several nodes on one host).
+        result = {**record, "density": list(self.trial.density),
+                  "node_id": ray.get_runtime_context().get_node_id()}
         if self.trial.epoch >= self.trial.space.training.epochs:
             result[M.TEST_LOSS], result[M.TEST_ACCURACY] = self.trial.evaluate("test")
             result["done"] = True
@@ -86,6 +90,7 @@ class SnasTrainable(tune.Trainable):
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
         tmp = path + ".tmp"
         torch.save(self.trial.state_dict(), tmp)
+        faults.point("checkpoint_write")
         os.replace(tmp, path)  # a kill during the write never leaves a torn checkpoint
 
     def load_checkpoint(self, checkpoint: str | dict) -> None:

@@ -3,23 +3,41 @@
 The controller calls :func:`wiring_record` when a trial ends (finished or stopped early by
 ASHA), on the trial's last checkpoint, so every trial gets one whatever ended it.
 
-For MLPs the record has the layer-level summary (active weights per layer, dead neurons
+MLPs: the record has the layer-level summary (active weights per layer, dead neurons
 with no input or no output; :func:`trainables.wiring.mlp_layer_summary`) and the
 statistics of the neuron-level graph (one node per neuron, one edge per active weight) when
 it has at most ``max_stat_edges`` edges. The graph itself is stored neuron-level up to
 ``max_graph_edges`` edges; larger networks store the layer-level chain graph (a node per
 layer of neurons, an edge per weight layer carrying its active weights) and say so in
-``statistics["graph_level"]``.
+``statistics["graph_level"]``. This needs the masks only.
+
+Every other model (CNNs, the Janik-Nowak DAG, DNW neural graphs) hands out its own wiring
+as a networkx DiGraph (``model.wiring_graph(max_edges)``), so the model is rebuilt from
+the checkpoint: its search space (the checkpoint's ``space`` entry, or for older
+checkpoints Tune's ``params.json`` in the trial folder), density vector and weights. Graph levels: ``channel`` (CNNs: an edge where any weight
+between two channels is active), ``dag`` (DAG nodes and the edges that survive
+thresholding at tau and dead-path removal), ``node`` (neural graphs). The statistics are
+:func:`trainables.wiring.graph_statistics` plus ``nodes_per_stage``/``edges_per_stage``
+(an edge counts in its target's stage), the weight counts of the maskable layers
+(``active_weights``, ``total_weights``, ``weight_density``) and, where the model declares
+how many edges were possible, ``edge_density`` (+ per stage; identity shortcuts not
+counted). A channel graph over ``max_graph_edges`` edges falls back to the layer chain.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
+import torch
 
-from trainables.tune_trainable import masks_from_checkpoint
+from trainables.tune_trainable import CHECKPOINT_FILE, masks_from_checkpoint
 from trainables.wiring import (
+    GraphTooLarge,
     graph_statistics,
     graph_to_json,
     mlp_layer_summary,
@@ -28,6 +46,7 @@ from trainables.wiring import (
 
 MAX_STAT_EDGES = 150_000
 MAX_GRAPH_EDGES = 20_000
+TRIAL_PARAMS_FILE = "params.json"  # written by Ray Tune into every trial folder
 
 
 def layer_graph(summary: dict[str, Any]) -> nx.DiGraph:
@@ -45,12 +64,118 @@ def layer_graph(summary: dict[str, Any]) -> nx.DiGraph:
     return g
 
 
+def trial_space(checkpoint_dir: str | os.PathLike):
+    """The SpaceConfig a trial trained: the checkpoint's ``space`` entry
+    (:meth:`Trial.state_dict` writes it), else ``params.json`` of the Tune trial folder
+    (older checkpoints; Tune may write it late); ``None`` when neither has one."""
+    from snas.config import SpaceConfig
+
+    state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
+                       weights_only=False)
+    if isinstance(state.get("space"), dict):
+        return SpaceConfig.from_dict(state["space"])
+    for folder in (Path(checkpoint_dir), Path(checkpoint_dir).parent):
+        path = folder / TRIAL_PARAMS_FILE
+        if path.is_file():
+            params = json.loads(path.read_text())
+            if isinstance(params, dict) and "space" in params:
+                return SpaceConfig.from_dict(params["space"])
+    return None
+
+
+@lru_cache(maxsize=8)
+def _data_shape(dataset) -> tuple[tuple[int, ...], int]:
+    from trainables.data import load_dataset
+
+    data = load_dataset(dataset, "cpu")
+    return tuple(data.input_shape), int(data.num_classes)
+
+
+def model_from_checkpoint(checkpoint_dir: str | os.PathLike, space) -> torch.nn.Module:
+    """Rebuild the trial's model on CPU (in eval mode) and load the checkpoint's weights."""
+    from trainables.kernels import make_kernel
+    from trainables.models import build_model
+
+    state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
+                       weights_only=False)
+    input_shape, num_classes = _data_shape(space.dataset)
+    model = build_model(space.model, make_kernel(space.kernel), input_shape, num_classes,
+                        [float(d) for d in state["density"]], torch.Generator().manual_seed(0))
+    model.load_state_dict(state["model"])
+    return model.eval()
+
+
+def _layer_chain(model: torch.nn.Module) -> nx.DiGraph:
+    """Fallback graph: the maskable layers in density-vector order, as a chain."""
+    from trainables.models import maskable_layers
+
+    g = nx.DiGraph()
+    prev = "input"
+    g.add_node(prev)
+    for name, layer in maskable_layers(model):
+        g.add_node(name, shape=list(layer.weight.shape))
+        g.add_edge(prev, name, active_weights=layer.active_weights,
+                   total_weights=layer.weight.numel())
+        prev = name
+    g.graph["level"] = "layer"
+    return g
+
+
+def model_wiring_record(model: torch.nn.Module, max_stat_edges: int = MAX_STAT_EDGES,
+                        max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
+    """(graph as node-link JSON, statistics) of a model with a ``wiring_graph`` method."""
+    from trainables.models import maskable_layers
+    from trainables.models._wiring import stage_counts
+
+    layers = maskable_layers(model)
+    active = sum(layer.active_weights for _, layer in layers)
+    total = sum(layer.weight.numel() for _, layer in layers)
+    stats: dict[str, Any] = {"active_weights": active, "total_weights": total,
+                             "weight_density": active / total if total else None}
+    try:
+        g = model.wiring_graph(max_edges=max(max_stat_edges, max_graph_edges))
+    except GraphTooLarge as exc:
+        stats["graph_level"] = "layer"
+        stats["notes"] = {"statistics": f"skipped: {exc}"}
+        return graph_to_json(_layer_chain(model)), stats
+    stats["graph_level"] = g.graph.get("level", "channel")
+    for key in ("edges_present", "possible_edges"):
+        if key in g.graph:
+            stats[key] = g.graph[key]
+    stats.update(stage_counts(g))
+    real = [(u, v) for u, v, kind in g.edges(data="layer") if kind != "identity"]
+    if "possible_edges" in g.graph:
+        stats["edge_density"] = len(real) / g.graph["possible_edges"]
+    per_stage = g.graph.get("possible_edges_per_stage")
+    if per_stage is not None:
+        counts = [0] * len(per_stage)
+        for _, v in real:
+            counts[g.nodes[v]["stage"]] += 1
+        stats["edge_density_per_stage"] = [c / p if p else None
+                                           for c, p in zip(counts, per_stage)]
+    edges = g.number_of_edges()
+    if edges <= max_stat_edges:
+        stats.update({k: v for k, v in graph_statistics(g).items()
+                      if k not in ("nodes_per_stage", "edges_per_stage")})
+    else:
+        stats["notes"] = {"statistics": f"skipped: {edges} edges > {max_stat_edges}"}
+    if edges <= max_graph_edges:
+        return graph_to_json(g), stats
+    stats["graph_level"] = "layer"
+    return graph_to_json(_layer_chain(model)), stats
+
+
 def wiring_record(checkpoint_dir: str, max_stat_edges: int = MAX_STAT_EDGES,
                   max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
     """(graph as node-link JSON, statistics) of the trial checkpoint in ``checkpoint_dir``."""
+    space = trial_space(checkpoint_dir)
+    if space is not None and space.model.name != "mlp":
+        model = model_from_checkpoint(checkpoint_dir, space)
+        return model_wiring_record(model, max_stat_edges, max_graph_edges)
     names, masks = masks_from_checkpoint(checkpoint_dir)
     if any(m.ndim != 2 for m in masks):
-        raise ValueError("wiring records are implemented for MLP (Linear) layers only")
+        raise ValueError("wiring records of non-MLP models need the checkpoint's search "
+                         "space to rebuild the model; this checkpoint has none")
     summary = mlp_layer_summary(masks, names)
     edges = summary["active_weights"]
     stats: dict[str, Any] = {"layer_summary": summary}

@@ -37,7 +37,16 @@ def test_defaults_and_overrides():
     ("model: {widht: 3}", [], "unknown key model.widht; allowed keys: activation"),
     ("model: {width: -3}", [], "model.width must be an integer in [1, 65536], got -3"),
     ("model: {width: 2.5}", [], "model.width must be an integer"),
-    ("model: {name: transformer}", [], "model.name must be one of mlp, got 'transformer'"),
+    ("model: {name: transformer}", [], "model.name must be one of conv2, conv4, conv6, conv8, "
+     "dag, mlp, neural_graph, resnet18, resnet50, resnet_cifar, wide_resnet, "
+     "wide_resnet50_2, got 'transformer'"),
+    ("model: {name: resnet_cifar, depth: 30}", [], "model.depth must be 6n + 2"),
+    ("model: {name: wide_resnet, widen_factor: 0}", [],
+     "model.widen_factor must be an integer in [1, 64], got 0"),
+    ("model: {name: dag, nodes: 4, stages: 3}", [], "model.nodes must be >= 2 * model.stages"),
+    ("model: {name: dag, tau: -1}", [], "model.tau must be a number in [0.0, 1.0]"),
+    ("model: {name: conv4, width_multiplier: 0}", [], "model.width_multiplier must be a number"),
+    ("model: {name: neural_graph, norm: layer}", [], "model.norm must be one of 'batch'"),
     ("model: {activation: tanh}", [], "model.activation must be one of 'relu'"),
     ("kernel: {name: magic}", [], "kernel.name must be one of dnw, edge_popup, random, set"),
     ("kernel: {name: set, zeta: 1.5}", [], "kernel.zeta must be a number in [0.0, 1.0]"),

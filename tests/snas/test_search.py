@@ -119,57 +119,57 @@ def test_bad_input_leaves_store_unchanged(ray_address, tmp_path, capsys):
     assert dump(db_path) == before
 
 
+KILL_POINTS = ["search_created", "epoch_recorded:3", "store_write:14", "checkpoint_write:4",
+               "trial_complete:2", "search_end"]
+
+
 @pytest.mark.slow
-def test_killed_driver_resumes_without_duplicates(ray_address, tmp_path):
-    """SIGKILL the driver after some trials finished; `snas resume` finishes the plan."""
+@pytest.mark.parametrize("kill_point", KILL_POINTS)
+def test_killed_driver_resumes_without_duplicates(ray_address, tmp_path, kill_point):
+    """SIGKILL the driver at a named moment; `snas resume` finishes the planned samples with
+    one row per trial and per (trial, epoch), and re-runs no trial that had finished."""
     db = tmp_path / "r.db"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    marker = tmp_path / "marker"
+    planned = 5
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "SNAS_FAULT": kill_point,
+           "SNAS_FAULT_MARKER": str(marker), "SNAS_FAULT_SLEEP": "120"}
     argv = [sys.executable, "-m", "snas.cli", *search_args(tmp_path, "kill", "--num-samples",
-            "8", "--max-concurrent", "2", "--address", ray_address)]
-    argv.remove("--quiet")
+            str(planned), "--max-concurrent", "2", "--address", ray_address)]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
-    deadline = time.time() + 240
-    finished_before: dict[str, list] = {}
     try:
-        while time.time() < deadline:
-            time.sleep(0.5)
+        deadline = time.time() + 240
+        while not marker.exists():
             if proc.poll() is not None:
-                pytest.fail("search ended before it could be killed: "
+                pytest.fail(f"search ended before {kill_point}: "
                             + proc.stdout.read().decode()[-2000:])
-            if not db.exists():
-                continue
-            store = ResultsStore(f"sqlite:///{db}")
-            if store.get_search("kill") is None:
-                continue
-            done = [t for t in store.trials("kill") if t["status"] in ("terminated", "stopped")]
-            if len(done) >= 3:
-                break
+            if time.time() > deadline:
+                pytest.fail(f"never reached {kill_point}")
+            time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     store = ResultsStore(f"sqlite:///{db}")
+    assert store.get_search("kill")["status"] == "running"  # the driver died mid-search
     frame = store.epochs_frame("kill")
-    for t in store.trials("kill"):
-        if t["status"] in ("terminated", "stopped"):
-            rows = frame[frame.trial_id == t["trial_id"]]
-            finished_before[t["trial_id"]] = sorted(map(str, rows.recorded_at))
-    assert len(finished_before) >= 3
-    assert store.get_search("kill")["status"] == "running"  # the killed driver wrote nothing
+    finished_before = {
+        t["trial_id"]: sorted(map(str, frame[frame.trial_id == t["trial_id"]].recorded_at))
+        for t in store.trials("kill") if t["status"] in ("terminated", "stopped")}
 
-    time.sleep(3)  # let the killed job's workers go
+    time.sleep(2)  # let the killed job's workers go
+    env.pop("SNAS_FAULT")
     resume = subprocess.run([sys.executable, "-m", "snas.cli", "resume", "kill", "--store",
                              f"sqlite:///{db}", "--address", ray_address],
                             env=env, capture_output=True, text=True, timeout=400)
     assert resume.returncode == 0, resume.stdout[-3000:] + resume.stderr[-3000:]
     trials = store.trials("kill")
-    assert len(trials) == 8
+    assert len(trials) == planned, [(t["trial_id"], t["status"]) for t in trials]
     assert all(t["status"] in ("terminated", "stopped") for t in trials), (
         [(t["trial_id"], t["status"], t["epochs"]) for t in trials], resume.stdout[-3000:])
     counts = store.count_rows("kill")
-    assert counts["trials"] == 8 and counts["summaries"] == 8
+    assert counts["trials"] == planned and counts["summaries"] == planned
     frame = store.epochs_frame("kill")
     assert not frame.duplicated(["trial_id", "epoch"]).any()
     assert counts["epochs"] == len(frame) == sum(t["epochs"] for t in trials)

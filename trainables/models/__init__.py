@@ -24,7 +24,17 @@ from trainables.models._base import (
     layer_specs,
     maskable_layers,
 )
+from trainables.models.convn import build_conv2, build_conv4, build_conv6, build_conv8
+from trainables.models.dag import build_dag
 from trainables.models.mlp import MLP, build_mlp
+from trainables.models.neural_graph import build_neural_graph
+from trainables.models.resnet_cifar import build_resnet_cifar
+from trainables.models.torchvision_resnet import (
+    build_resnet18,
+    build_resnet50,
+    build_wide_resnet50_2,
+)
+from trainables.models.wide_resnet import build_wide_resnet
 
 ModelBuilder = Callable[[object, MaskKernel, tuple[int, ...], int], nn.Module]
 
@@ -39,6 +49,17 @@ def register_model(name: str, builder: ModelBuilder) -> None:
 
 
 register_model("mlp", build_mlp)
+register_model("resnet_cifar", build_resnet_cifar)
+register_model("wide_resnet", build_wide_resnet)
+register_model("conv2", build_conv2)
+register_model("conv4", build_conv4)
+register_model("conv6", build_conv6)
+register_model("conv8", build_conv8)
+register_model("resnet18", build_resnet18)
+register_model("resnet50", build_resnet50)
+register_model("wide_resnet50_2", build_wide_resnet50_2)
+register_model("dag", build_dag)
+register_model("neural_graph", build_neural_graph)
 
 
 def build_model(config: ModelConfig, kernel: MaskKernel, input_shape: tuple[int, ...],
