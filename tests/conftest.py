@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 

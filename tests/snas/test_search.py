@@ -120,7 +120,7 @@ def test_bad_input_leaves_store_unchanged(ray_address, tmp_path, capsys):
 
 
 KILL_POINTS = ["search_created", "epoch_recorded:3", "store_write:14", "checkpoint_write:4",
-               "trial_complete:2", "search_end"]
+               "trial_complete:2"]
 
 
 @pytest.mark.slow
