@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
+from _timing import time_interleaved
 
 from snas.config import DAGOptions, KernelConfig
 from trainables.kernels import make_kernel
@@ -53,22 +52,15 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,))
     opts = {k: torch.optim.SGD(m.parameters(), lr=0.01) for k, m in models.items()}
 
-    def step(name: str) -> float:
+    def step(name: str) -> None:
         model, opt = models[name], opts[name]
-        start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(model(x), y) + model.extra_loss()
         loss.backward()
         opt.step()
-        return time.perf_counter() - start
 
-    for name in models:  # warm-up
-        step(name)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name in models:
-            times[name].append(step(name))
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = time_interleaved({name: (lambda n=name: step(n)) for name in models}, args.rounds,
+                           warmup=1)
     result = {"nodes": args.nodes, "edges": args.nodes * (args.nodes - 1) // 2,
               "batched_s": med["batched"], "loop_s": med["loop"],
               "loop_over_batched": med["loop"] / med["batched"],

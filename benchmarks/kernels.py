@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from _timing import time_interleaved
 from torch import Tensor, nn
 
 from snas.config import EdgePopupKernelOptions, SETKernelOptions
@@ -112,21 +111,6 @@ def eval_fn(layer: nn.Module, x: Tensor) -> Callable[[], None]:
             layer(x)
 
     return forward
-
-
-def time_interleaved(fns: dict[str, Callable[[], None]], rounds: int, reps: int) -> dict[str, float]:
-    """Median seconds per call of each function, measured round-robin."""
-    for fn in fns.values():  # warm-up (also seeds the incremental top-k thresholds)
-        for _ in range(3):
-            fn()
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(reps):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / reps)
-    return {name: statistics.median(s) for name, s in samples.items()}
 
 
 def run(rounds: int) -> dict[str, dict[str, float]]:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 
 import torch
+from _timing import time_interleaved
 from torch import nn
 
 from snas.config import KernelConfig, ModelConfig, ResNetCifarOptions
@@ -63,22 +62,15 @@ def main() -> None:
     x = torch.randn(args.batch, 3, 32, 32)
     y = torch.randint(0, 10, (args.batch,))
 
-    def step(name: str) -> float:
+    def step(name: str) -> None:
         model, opt = models[name], opts[name]
         model.train()
-        start = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-        return time.perf_counter() - start
 
-    for name in models:
-        step(name)
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name in models:
-            times[name].append(step(name))
-    med = {name: statistics.median(t) for name, t in times.items()}
+    med = time_interleaved({name: (lambda n=name: step(n)) for name in models}, args.rounds,
+                           warmup=1)
     rows = [{"kernel": name, "step_s": med[name], "ratio_vs_dense": med[name] / med["dense"]}
             for name in models]
     if args.json:
