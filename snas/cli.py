@@ -357,6 +357,31 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 # Parser and entry point
 
 
+#: Subcommands that live in their own modules, in ``--help`` order: (command, module).
+#: A module defines ``HELP`` (one line), ``DESCRIPTION``, ``add_arguments(parser)`` and
+#: ``run(args) -> int``; it imports torch/ray inside ``run`` only, so ``snas --help`` stays
+#: fast. Shared pieces for them: :data:`STORE_HELP`, :func:`open_store`.
+MODULE_COMMANDS: tuple[tuple[str, str], ...] = ()
+
+STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
+              "SNAS_HOME=~/.snas)")
+
+
+def open_store(url: str | None) -> Any:
+    """The results store at ``url`` (default: :func:`snas.store.default_store_url`)."""
+    return _open_store(url)
+
+
+def _add_module_commands(sub: Any) -> None:
+    import importlib
+
+    for command, module_name in MODULE_COMMANDS:
+        module = importlib.import_module(module_name)
+        parser = sub.add_parser(command, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(parser)
+        parser.set_defaults(func=module.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="snas", description="Search per-layer density vectors of sparse "
                      "networks (masked MLPs/CNNs) with Ray Tune.")
@@ -383,8 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rank", type=int, default=1, help="which exported trial (default 1)")
     train.set_defaults(func=cmd_train)
 
-    store_help = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
-                  "SNAS_HOME=~/.snas)")
+    store_help = STORE_HELP
     search = sub.add_parser("search", help="search density vectors with Ray Tune",
                             description="Run a density-vector search: the searcher proposes "
                             "vectors, Ray Tune trains them (ASHA stops poor ones early), every "
@@ -455,6 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                            "any free port)")
     dashboard.add_argument("--verbose", action="store_true", help="log every request")
     dashboard.set_defaults(func=cmd_dashboard)
+    _add_module_commands(sub)
     return parser
 
 

@@ -52,6 +52,32 @@ def ranked_trials(store: ResultsStore, name: str) -> tuple[list[dict], dict | No
     return sorted(trials, key=key), baseline, metric, mode
 
 
+def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURACY,
+                 mode: str = "max", cost: str = M.ACTIVE_WEIGHTS,
+                 full_fidelity: bool = True) -> list[dict[str, Any]]:
+    """The non-dominated trials for (``metric`` in ``mode``, fewest ``cost``), cheapest first.
+
+    A trial dominates another when it is at least as good in both objectives and better in
+    one. With ``full_fidelity`` only trials that trained every epoch (status ``terminated``)
+    compete, since an ASHA-stopped trial's metric is from fewer epochs. Trials without a
+    finite metric or cost are left out; of exact duplicates the first is kept.
+    """
+    sign = 1.0 if mode == "max" else -1.0
+    points = [t for t in trials
+              if _finite(t.get(metric)) and _finite(t.get(cost))
+              and (not full_fidelity or t.get("status") == "terminated")]
+    # Sweep by cost ascending (better metric first on ties): a point is on the front iff it
+    # beats the best metric seen among cheaper-or-equal points.
+    points.sort(key=lambda t: (float(t[cost]), -sign * float(t[metric])))
+    front: list[dict[str, Any]] = []
+    best = -math.inf
+    for t in points:
+        if sign * float(t[metric]) > best:
+            front.append(dict(t))
+            best = sign * float(t[metric])
+    return front
+
+
 def _num(value: Any, spec: str = ".4f") -> str:
     return format(value, spec) if _finite(value) else "-"
 
