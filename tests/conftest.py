@@ -21,3 +21,26 @@ def ray_address(tmp_path_factory):
                  logging_level="ERROR")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def digits_search(ray_address, tmp_path_factory):
+    """One finished real search (random searcher, 8 trials, digits, 6 epochs, ASHA).
+
+    Shared read-only by the tests of the commands that read searches back (analyze,
+    topology, report, export). Returns ``(store_url, name, tmp_dir)``; tests must not write
+    to this store (copy the database file first when they need to).
+    """
+    from pathlib import Path
+
+    from snas.cli import main
+
+    root = Path(__file__).resolve().parents[1]
+    tmp = tmp_path_factory.mktemp("digits_search")
+    url = f"sqlite:///{tmp}/results.db"
+    code = main(["search", str(root / "search_spaces" / "mlp_digits.yaml"), "--name", "digits",
+                 "--store", url, "--storage-path", str(tmp / "exp"), "--quiet",
+                 "--num-samples", "8", "--set", "model.width=32", "--set", "training.epochs=6",
+                 "--set", "scheduler.grace_period=2", "--set", "search.seed=3"])
+    assert code == 0
+    return url, "digits", tmp
