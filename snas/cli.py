@@ -189,10 +189,11 @@ def _print_ranking(store: Any, name: str, top: int = 10) -> None:
     print(trials_table(ranked, metric, baseline, top=top))
 
 
-def _write_export(store: Any, name: str, top: int, out: str) -> dict[str, Any]:
+def _write_export(store: Any, name: str, top: int, out: str, pareto: bool = False
+                  ) -> dict[str, Any]:
     from snas.results import export_document
 
-    doc = export_document(store, name, top)
+    doc = export_document(store, name, top, pareto=pareto)
     write_json_atomic(out, doc)
     return doc
 
@@ -233,8 +234,12 @@ def cmd_search(args: argparse.Namespace) -> int:
         resume_search(name, store, args.address, store_url=args.store)
     else:
         storage.mkdir(parents=True, exist_ok=True)
+        goal = (f", maximise {space.search.metric} and minimise {space.budget.resource}"
+                if space.search.multi_objective else "")
+        cap = (f", budget {space.budget.max_fraction:g} of the dense network's "
+               f"{space.budget.resource}" if space.budget.max_fraction is not None else "")
         print(f"snas search {name}: {space.search.searcher} searcher, "
-              f"{space.search.num_samples} trials, {space.scheduler.name} scheduler, "
+              f"{space.search.num_samples} trials, {space.scheduler.name} scheduler{goal}{cap}, "
               f"store {store.url}", flush=True)
         run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,
                                  storage, args.address, args.quiet), store)
@@ -270,8 +275,23 @@ def _finish(store: Any, name: str, export: str | None) -> int:
                      f"test_accuracy {_fmt(base.get(M.TEST_ACCURACY))}, active weights "
                      f"{base.get(M.ACTIVE_WEIGHTS)}")
         print(line)
+    params = record["params"]
+    if params.get("budget", {}).get("max_fraction") is not None and not params.get(
+            "dense_baseline", True):
+        print("dense baseline not trained: it is over the budget")
+    if params.get("multi_objective"):
+        _print_pareto(store, name)
     print(f"search status: {record['status']}; exported top {len(doc['trials'])} to {out}")
     return 0
+
+
+def _print_pareto(store: Any, name: str) -> None:
+    from snas.results import search_pareto_front, trials_table
+
+    front, metric, _, cost = search_pareto_front(store, name)
+    print(f"\nPareto front ({len(front)} trials: best {metric} for the fewest {cost}, "
+          f"cheapest first; `snas export {name} --pareto` writes it):")
+    print(trials_table(front, metric))
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -318,12 +338,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
     if args.out:
         check_output_path(args.out, "--out")
-        doc = _write_export(store, args.name, args.top, args.out)
-        print(f"exported {len(doc['trials'])} trials of {args.name} to {args.out}")
+        doc = _write_export(store, args.name, args.top, args.out, pareto=args.pareto)
+        what = "Pareto-front trials" if args.pareto else "trials"
+        print(f"exported {len(doc['trials'])} {what} of {args.name} to {args.out}")
     else:
         from snas.results import export_document
 
-        print(json.dumps(export_document(store, args.name, args.top), indent=2, default=float))
+        print(json.dumps(export_document(store, args.name, args.top, pareto=args.pareto),
+                         indent=2, default=float))
     return 0
 
 
@@ -463,6 +485,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("name", help="search name (see snas list)")
     export.add_argument("--top", type=int, default=5, help="how many trials (default 5)")
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
+    export.add_argument("--pareto", action="store_true", help="export the Pareto front instead "
+                        "of the top trials: every trial that trained all epochs and that no "
+                        "other beats on both the metric and the cost (active weights, or FLOPs "
+                        "for a FLOPs budget), cheapest first")
     export.add_argument("--store", metavar="URL", help=store_help)
     export.set_defaults(func=cmd_export)
 

@@ -1,7 +1,7 @@
 """Search-space files: strict parsing into frozen, validated config dataclasses.
 
 A search-space file is YAML with the sections ``dataset``, ``model``, ``kernel``,
-``training``, ``density``, ``search``, ``scheduler`` and ``resources``. Every section becomes
+``training``, ``density``, ``search``, ``scheduler``, ``resources`` and ``budget``. Every section becomes
 one frozen dataclass; unknown keys, wrong types and out-of-range values raise
 :class:`~snas.errors.ConfigError` with a one-line message naming the key
 (``model.width must be an integer >= 1, got -3``).
@@ -429,6 +429,7 @@ class DensityConfig:
 
 
 SEARCHER_NAMES = ("random", "bayesopt", "optuna")
+MULTI_OBJECTIVE_SEARCHERS = ("optuna", "random")
 
 
 @dataclass(frozen=True)
@@ -443,12 +444,34 @@ class SearchConfig:
     max_concurrent: int = _spec(2, min=1, max=4096)
     with_dense_baseline: bool = True
     kappa: float = _spec(10.0, min=0.0)
-    sampler: Literal["tpe", "random", "qmc"] = "tpe"
+    sampler: Literal["tpe", "random", "qmc", "nsga2"] = "tpe"
+    # Maximise ``metric`` and minimise the cost (``budget.resource``) together: Optuna's
+    # multi-objective samplers; the result is a Pareto front, not one best trial.
+    multi_objective: bool = False
 
     def __post_init__(self) -> None:
         if self.searcher not in SEARCHER_NAMES:
             raise ConfigError(f"search.searcher must be one of {', '.join(SEARCHER_NAMES)}, "
                               f"got {self.searcher!r}")
+        if self.multi_objective and self.searcher not in MULTI_OBJECTIVE_SEARCHERS:
+            raise ConfigError(f"search.multi_objective needs search.searcher one of "
+                              f"{', '.join(MULTI_OBJECTIVE_SEARCHERS)}, got {self.searcher!r}")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """A cap on what a trial may cost, as a fraction of the dense network.
+
+    ``resource``: ``weights`` (active weights of the maskable layers) or ``flops``
+    (multiply-accumulates of the maskable layers per example: active weights x output
+    positions). ``max_fraction``: the cap, e.g. 0.25 = a quarter of the dense network's
+    cost; null = no cap. Searchers project suggestions over the cap onto it
+    (:mod:`snas.budget`). ``resource`` is also the cost that ``search.multi_objective``
+    minimises.
+    """
+
+    resource: Literal["weights", "flops"] = "weights"
+    max_fraction: float | None = _spec(None, min=0.0, min_open=True, max=1.0)
 
 
 @dataclass(frozen=True)
@@ -480,6 +503,7 @@ SECTIONS: dict[str, type] = {
     "search": SearchConfig,
     "scheduler": SchedulerConfig,
     "resources": ResourcesConfig,
+    "budget": BudgetConfig,
 }
 
 
@@ -514,6 +538,7 @@ class SpaceConfig:
     search: SearchConfig = field(default_factory=SearchConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     description: str = ""
 
     @classmethod

@@ -36,14 +36,17 @@ from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
 from snas import faults  # noqa: E402
 from snas import metrics as M  # noqa: E402
-from snas.config import SpaceConfig  # noqa: E402
+from snas.budget import CostModel, DensityBudget, cost_model_from_layers  # noqa: E402
+from snas.config import SpaceConfig, to_dict  # noqa: E402
 from snas.errors import SearchError  # noqa: E402
 from snas.store import ResultsStore  # noqa: E402
 
 SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS,
                 M.TRAIN_ACCURACY, M.EGF_1, M.EGF_2, M.GRAD_NORM_1, M.GRAD_NORM_2,
-                M.ACTIVE_WEIGHTS, M.TOTAL_WEIGHTS, M.REALIZED_DENSITY, M.EPOCH, "density")
-EPOCH_KEYS = (*M.EPOCH_SCALARS, M.REALIZED_DENSITY, M.TEST_ACCURACY, M.TEST_LOSS)
+                M.ACTIVE_WEIGHTS, M.TOTAL_WEIGHTS, M.ACTIVE_FLOPS, M.TOTAL_FLOPS,
+                M.REALIZED_DENSITY, M.EPOCH, "density")
+EPOCH_KEYS = (*M.EPOCH_SCALARS, M.REALIZED_DENSITY, M.TEST_ACCURACY, M.TEST_LOSS,
+              M.ACTIVE_FLOPS, M.TOTAL_FLOPS)
 
 
 def default_storage_path() -> Path:
@@ -260,20 +263,43 @@ class BaselineKeepingASHA(ASHAScheduler):
         return decision
 
 
-def _tune_objects(space: SpaceConfig, layer_names: Sequence[str]) -> tuple[Any, Any, dict]:
-    """(searcher, scheduler, param_space) for a space."""
+def search_budget(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
+                  ) -> tuple[CostModel, DensityBudget | None]:
+    """The cost model of a search's network and its budget (None without a cap).
+
+    ``layers``: the search's layer table (``params["layers"]``: name, shape, positions).
+    A cap below the cheapest vector the density range allows is a ConfigError.
+    """
+    model = cost_model_from_layers(layers, space.budget.resource)
+    if space.budget.max_fraction is None:
+        return model, None
+    budget = DensityBudget(model, space.budget.max_fraction)
+    budget.check_feasible(space.density.low)
+    return model, budget
+
+
+def runs_dense_baseline(space: SpaceConfig, budget: DensityBudget | None) -> bool:
+    """Whether the search trains the dense baseline: asked for, and within the budget."""
+    return space.search.with_dense_baseline and (budget is None or budget.allows(1.0))
+
+
+def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
+                  ) -> tuple[Any, Any, dict]:
+    """(searcher, scheduler, param_space) for a space and its layer table."""
     from ray.tune.schedulers import FIFOScheduler
 
     from snas.searchers import DensitySpace, make_searcher
     from trainables.tune_trainable import DENSITY_KEY, density_key
 
     names = ((DENSITY_KEY,) if space.density.uniform
-             else tuple(density_key(i) for i in range(len(layer_names))))
+             else tuple(density_key(i) for i in range(len(layers))))
     s = space.search
+    cost_model, budget = search_budget(space, layers)
     searcher = make_searcher(
         s.searcher, DensitySpace(names, space.density.low, space.density.high),
         metric=s.metric, mode=s.mode, seed=s.seed, kappa=s.kappa, sampler=s.sampler,
-        dense_baseline=s.with_dense_baseline, max_concurrent=s.max_concurrent)
+        dense_baseline=runs_dense_baseline(space, budget), max_concurrent=s.max_concurrent,
+        budget=budget, cost_model=cost_model, multi_objective=s.multi_objective)
     if space.scheduler.name == "asha":
         scheduler = BaselineKeepingASHA(time_attr="training_iteration", max_t=space.training.epochs,
                                   grace_period=min(space.scheduler.grace_period,
@@ -286,6 +312,21 @@ def _tune_objects(space: SpaceConfig, layer_names: Sequence[str]) -> tuple[Any, 
 
 def model_layers(space: SpaceConfig) -> list[Any]:
     """The maskable layers (name, shape, fan-in) of the space's model, built on CPU."""
+    return _build_cpu_model(space)[1]
+
+
+def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
+    """The search's layer table, in density-vector order: ``name``, ``shape`` and
+    ``positions`` (output positions per example, what a weight costs in FLOPs)."""
+    from trainables.models import output_positions
+
+    model, specs, input_shape = _build_cpu_model(space)
+    positions = output_positions(model, input_shape)
+    return [{"name": spec.name, "shape": list(spec.shape), "positions": p}
+            for spec, p in zip(specs, positions, strict=True)]
+
+
+def _build_cpu_model(space: SpaceConfig) -> tuple[Any, list[Any], tuple[int, ...]]:
     import torch
 
     from trainables.data import load_dataset
@@ -295,7 +336,7 @@ def model_layers(space: SpaceConfig) -> list[Any]:
     data = load_dataset(space.dataset, "cpu")
     model = build_model(space.model, make_kernel(space.kernel), data.input_shape,
                         data.num_classes, 1.0, torch.Generator().manual_seed(0))
-    return layer_specs(model)
+    return model, layer_specs(model), data.input_shape
 
 
 def init_ray(address: str | None) -> None:
@@ -342,24 +383,26 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
     if experiment.exists():
         raise SearchError(f"experiment folder {str(experiment)!r} already exists; pick another "
                           "--name or remove the folder")
-    layers = model_layers(space)
+    layers = layer_table(space)
+    _, budget = search_budget(space, layers)  # an impossible budget fails before Ray starts
     init_ray(request.address)
     params = {"metric": space.search.metric, "mode": space.search.mode,
-              "layers": [{"name": s.name, "shape": list(s.shape)} for s in layers],
-              "store_url": request.store_url, "address": request.address}
+              "layers": layers, "store_url": request.store_url, "address": request.address,
+              "budget": to_dict(space.budget), "multi_objective": space.search.multi_objective,
+              "dense_baseline": runs_dense_baseline(space, budget)}
     store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher,
                         space.search.num_samples, str(experiment), params)
     faults.point("search_created")
-    tuner = _new_tuner(space, [spec.name for spec in layers], request.name,
+    tuner = _new_tuner(space, layers, request.name,
                        request.storage_path, request.store_url, request.quiet)
     return _fit(tuner, store, request.name)
 
 
-def _new_tuner(space: SpaceConfig, layer_names: Sequence[str], name: str, storage_path: Path,
-               store_url: str, quiet: bool) -> Any:
+def _new_tuner(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: str,
+               storage_path: Path, store_url: str, quiet: bool) -> Any:
     from trainables.tune_trainable import SnasTrainable
 
-    searcher, scheduler, param_space = _tune_objects(space, layer_names)
+    searcher, scheduler, param_space = _tune_objects(space, layers)
     callback = StoreCallback(store_url, name, space.search.metric, space.search.mode,
                              space.training.epochs, space.search.num_samples, quiet=quiet)
     return tune.Tuner(
@@ -410,8 +453,8 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
                                    resume_unfinished=True, resume_errored=False,
                                    restart_errored=False)
     else:
-        layer_names = [layer["name"] for layer in params.get("layers", [])]
-        tuner = _new_tuner(space, layer_names, name, experiment.parent,
+        tuner = _new_tuner(space, params.get("layers") or layer_table(space), name,
+                           experiment.parent,
                            store_url or params["store_url"], quiet=False)
     return _fit(tuner, store, name)
 
@@ -429,6 +472,11 @@ def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
     faults.point("search_end")
     trials = store.trials(name)
     unfinished = [t for t in trials if t["status"] in ("pending", "running")]
+    if not unfinished:
+        from snas.results import search_pareto_front
+
+        front = search_pareto_front(store, name)[0]
+        store.update_search_params(name, {"pareto_front": [t["trial_id"] for t in front]})
     store.set_search_status(name, "interrupted" if unfinished else "finished")
     if not unfinished:
         prune_checkpoints(trials)

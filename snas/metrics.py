@@ -20,6 +20,10 @@ GRAD_NORM_1 = "grad_norm_1"
 GRAD_NORM_2 = "grad_norm_2"
 ACTIVE_WEIGHTS = "active_weights"
 TOTAL_WEIGHTS = "total_weights"
+# Multiply-accumulates of the maskable layers per example (active weights x output positions),
+# reported by search trials; the cost a ``budget.resource: flops`` caps.
+ACTIVE_FLOPS = "active_flops"
+TOTAL_FLOPS = "total_flops"
 REALIZED_DENSITY = "realized_density"
 EPOCH_SECONDS = "epoch_seconds"
 LR = "lr"

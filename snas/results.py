@@ -78,6 +78,23 @@ def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURA
     return front
 
 
+def cost_metric(record: Mapping[str, Any]) -> str:
+    """The cost a search's Pareto front minimises: ``active_flops`` for a FLOPs budget,
+    else ``active_weights``."""
+    budget = record.get("params", {}).get("budget") or {}
+    return M.ACTIVE_FLOPS if budget.get("resource") == "flops" else M.ACTIVE_WEIGHTS
+
+
+def search_pareto_front(store: ResultsStore, name: str) -> tuple[list[dict], str, str, str]:
+    """(front trials cheapest first, metric, mode, cost) of a search, from its stored trials
+    (full-fidelity trials only, see :func:`pareto_front`)."""
+    record = search_record(store, name)
+    metric = record["params"].get("metric", M.VAL_ACCURACY)
+    mode = record["params"].get("mode", "max")
+    cost = cost_metric(record)
+    return pareto_front(store.trials(name), metric, mode, cost), metric, mode, cost
+
+
 def _num(value: Any, spec: str = ".4f") -> str:
     return format(value, spec) if _finite(value) else "-"
 
@@ -123,8 +140,14 @@ def searches_table(searches: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def export_document(store: ResultsStore, name: str, top: int = 5) -> dict[str, Any]:
-    """The JSON document ``snas export`` writes: the top trials with layer-named densities."""
+def export_document(store: ResultsStore, name: str, top: int = 5, pareto: bool = False
+                    ) -> dict[str, Any]:
+    """The JSON document ``snas export`` writes: the top trials with layer-named densities.
+
+    With ``pareto`` the trials are instead the search's Pareto front (best ``metric`` for
+    the fewest active weights, or FLOPs for a FLOPs budget), cheapest first, all of them
+    (``top`` is ignored); ``rank`` is the position on the front.
+    """
     if top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {top!r}")
     record = search_record(store, name)
@@ -149,13 +172,14 @@ def export_document(store: ResultsStore, name: str, top: int = 5) -> dict[str, A
             M.TEST_ACCURACY: t.get(M.TEST_ACCURACY),
             M.ACTIVE_WEIGHTS: t.get(M.ACTIVE_WEIGHTS),
             M.TOTAL_WEIGHTS: t.get(M.TOTAL_WEIGHTS),
+            M.ACTIVE_FLOPS: t.get(M.ACTIVE_FLOPS),
+            M.TOTAL_FLOPS: t.get(M.TOTAL_FLOPS),
             M.EGF_1: t.get(M.EGF_1),
             M.EGF_2: t.get(M.EGF_2),
             "checkpoint_path": t.get("checkpoint_path"),
         }
 
-    scored = [t for t in ranked if _finite(t.get(metric))]
-    return {
+    doc = {
         "format": EXPORT_FORMAT,
         "search": name,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -163,8 +187,19 @@ def export_document(store: ResultsStore, name: str, top: int = 5) -> dict[str, A
         "mode": mode,
         "space": record["space"],
         "baseline": entry(None, baseline) if baseline else None,
-        "trials": [entry(i, t) for i, t in enumerate(scored[:top], 1)],
     }
+    if pareto:
+        front, _, _, cost = search_pareto_front(store, name)
+        if not front:
+            raise SearchError(f"search {name!r} has no Pareto front yet: no trial has trained "
+                              "every epoch")
+        doc["pareto"] = {"objectives": {metric: mode, cost: "min"},
+                         "trials_considered": "trained every epoch (status terminated)"}
+        doc["trials"] = [entry(i, t) for i, t in enumerate(front, 1)]
+    else:
+        scored = [t for t in ranked if _finite(t.get(metric))]
+        doc["trials"] = [entry(i, t) for i, t in enumerate(scored[:top], 1)]
+    return doc
 
 
 def read_export(path: str, rank: int = 1) -> dict[str, Any]:

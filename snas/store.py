@@ -601,6 +601,16 @@ class ResultsStore:
             conn.execute(sa.update(searches).where(searches.c.id == pk).values(
                 status=status, updated_at=now, finished_at=None if status == "running" else now))
 
+    def update_search_params(self, name: str, updates: Mapping[str, Any]) -> None:
+        """Merge ``updates`` into a search's ``params`` (e.g. its Pareto front at the end)."""
+        data = _json_dict(dict(updates), "updates")
+        with self._write("update search params") as conn:
+            pk = self._search_pk(conn, name)
+            params = conn.execute(sa.select(searches.c.params).where(searches.c.id == pk)
+                                  ).scalar_one()
+            conn.execute(sa.update(searches).where(searches.c.id == pk).values(
+                params={**(params or {}), **data}, updated_at=_now()))
+
     def delete_search(self, name: str) -> None:
         """Delete a search with its trials, epochs, summaries and graphs."""
         with self._write("delete search") as conn:

@@ -32,6 +32,7 @@ from snas import faults
 from snas import metrics as M
 from snas.config import DatasetConfig, SpaceConfig
 from trainables.data import DeviceDataset, load_dataset
+from trainables.models import output_positions
 from trainables.training import Trial, resolve_device
 
 CHECKPOINT_FILE = "trial.pt"
@@ -70,6 +71,7 @@ class SnasTrainable(tune.Trainable):
         device = resolve_device(space.training.device)
         data = _cached_dataset(space.dataset, str(device))
         self.trial = Trial(space, density_from_config(config), device=device, data=data)
+        self._positions = output_positions(self.trial.model, data.input_shape)
 
     def step(self) -> dict[str, Any]:
         if self.trial.epoch >= self.trial.space.training.epochs and self.trial.history:
@@ -80,11 +82,19 @@ class SnasTrainable(tune.Trainable):
             record = self.trial.run_epoch()
         # The Ray node id tells apart nodes that share an IP (several nodes on one host).
         result = {**record, "density": list(self.trial.density),
-                  "node_id": ray.get_runtime_context().get_node_id()}
+                  "node_id": ray.get_runtime_context().get_node_id(), **self._flops()}
         if self.trial.epoch >= self.trial.space.training.epochs:
             result[M.TEST_LOSS], result[M.TEST_ACCURACY] = self.trial.evaluate("test")
             result["done"] = True
         return result
+
+    def _flops(self) -> dict[str, int]:
+        """Multiply-accumulates per example of the maskable layers, active and dense."""
+        layers = self.trial.layers
+        return {M.ACTIVE_FLOPS: sum(layer.active_weights * p
+                                    for layer, p in zip(layers, self._positions, strict=True)),
+                M.TOTAL_FLOPS: sum(layer.weight.numel() * p
+                                   for layer, p in zip(layers, self._positions, strict=True))}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)

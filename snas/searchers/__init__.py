@@ -40,6 +40,14 @@ Save and restore
     original would have produced. Restoring a checkpoint of another searcher, space,
     metric, mode or sampler raises :class:`~snas.errors.SearchError`.
 
+Budgets and two objectives
+    ``budget=`` (a :class:`~snas.budget.DensityBudget`) caps every suggestion's cost: a
+    suggestion over the cap is projected onto it (the nearest vector within the cap, see
+    :mod:`snas.budget`) before Tune sees it, so no trial trains over the budget, and the
+    learner hears the score of the vector that trained. The dense baseline must fit.
+    ``multi_objective=True`` (``optuna``, ``random``) also minimises the cost fraction
+    given by ``cost_model``: Optuna runs a two-direction study.
+
 ``max_concurrent`` wraps the searcher in Ray's ``ConcurrencyLimiter``.
 """
 
@@ -49,6 +57,7 @@ from collections.abc import Callable
 
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
+from snas.budget import CostModel, DensityBudget
 from snas.errors import ConfigError
 from snas.searchers._base import DensitySearcher, DensitySpace, check_int, is_baseline
 
@@ -82,7 +91,9 @@ SEARCHERS: dict[str, Callable[[], type[DensitySearcher]]] = {
 def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, seed: int,
                   kappa: float = 10.0, sampler: str = "tpe", dense_baseline: bool = True,
                   max_concurrent: int | None = None, learn_from_stopped: bool = True,
-                  max_t: int | None = None) -> Searcher:
+                  max_t: int | None = None, budget: DensityBudget | None = None,
+                  cost_model: CostModel | None = None, multi_objective: bool = False
+                  ) -> Searcher:
     """Build searcher ``name`` over ``space``.
 
     ``kappa`` is used by ``bayesopt`` and ``sampler`` by ``optuna``; other searchers ignore
@@ -96,7 +107,8 @@ def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, see
     cls = SEARCHERS[name]()
     options = {"kappa": kappa, "sampler": sampler}
     searcher = cls(space, metric=metric, mode=mode, seed=seed, dense_baseline=dense_baseline,
-                   learn_from_stopped=learn_from_stopped, max_t=max_t,
+                   learn_from_stopped=learn_from_stopped, max_t=max_t, budget=budget,
+                   cost_model=cost_model, multi_objective=multi_objective,
                    **{key: options[key] for key in cls.OPTIONS})
     if max_concurrent is not None:
         return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)

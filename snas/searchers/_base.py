@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from ray.tune.search import Searcher
 
+from snas.budget import CostModel, DensityBudget
 from snas.errors import ConfigError, SearchError
 
 _STATE_FORMAT = 1
@@ -118,14 +119,24 @@ class DensitySearcher(Searcher):
             ASHA early stop) is learned from, with its last (low-fidelity) metric.
         max_t: the iteration count of a full trial; required when ``learn_from_stopped``
             is False.
+        budget: a :class:`~snas.budget.DensityBudget`: every suggestion over it is
+            projected onto it (:meth:`~snas.budget.DensityBudget.project`) before it is
+            handed out, so the trial config, the store and the learner all see the vector
+            that trains. The dense baseline must then fit the budget.
+        cost_model: a :class:`~snas.budget.CostModel`, required with ``multi_objective``.
+        multi_objective: also minimise the cost (``cost_model.fraction`` of the vector).
+            Only searchers with ``MULTI_OBJECTIVE = True`` take it.
     """
 
     #: The make_searcher options (besides the common ones) this searcher takes.
     OPTIONS: ClassVar[tuple[str, ...]] = ()
+    #: Whether the searcher can minimise the cost as a second objective.
+    MULTI_OBJECTIVE: ClassVar[bool] = False
 
     def __init__(self, space: DensitySpace, *, metric: str, mode: str, seed: int,
                  dense_baseline: bool = True, learn_from_stopped: bool = True,
-                 max_t: int | None = None) -> None:
+                 max_t: int | None = None, budget: DensityBudget | None = None,
+                 cost_model: CostModel | None = None, multi_objective: bool = False) -> None:
         if not isinstance(space, DensitySpace):
             raise ConfigError(f"space must be a DensitySpace, got {space!r}")
         if not isinstance(metric, str) or not metric:
@@ -142,8 +153,24 @@ class DensitySearcher(Searcher):
         if not learn_from_stopped and self.max_t is None:
             raise ConfigError("max_t (the iterations of a full trial) is required when "
                               "learn_from_stopped is false, got None")
+        if budget is not None:
+            if not isinstance(budget, DensityBudget):
+                raise ConfigError(f"budget must be a DensityBudget or None, got {budget!r}")
+            budget.check_feasible(space.low)
+            if dense_baseline and not budget.allows(1.0):
+                raise ConfigError(f"the dense baseline is over the budget (max_fraction "
+                                  f"{budget.max_fraction:g}); set dense_baseline=False")
+        if multi_objective:
+            if not self.MULTI_OBJECTIVE:
+                raise ConfigError(f"{type(self).__name__} does not support multi_objective")
+            if not isinstance(cost_model, CostModel):
+                raise ConfigError(f"multi_objective needs a CostModel, got {cost_model!r}")
         super().__init__(metric=metric, mode=mode)
         self.space = space
+        self.budget = budget
+        self.cost_model = cost_model if cost_model is not None else (
+            budget.model if budget is not None else None)
+        self.multi_objective = bool(multi_objective)
         self.dense_baseline = dense_baseline
         self.learn_from_stopped = learn_from_stopped
         # Learned state (persisted by save/restore).
@@ -187,6 +214,10 @@ class DensitySearcher(Searcher):
             lo, hi = self.space.low, self.space.high
             # Clip: acquisition optimisers can land a rounding error outside the bounds.
             params = {n: min(hi, max(lo, float(point[n]))) for n in self.space.names}
+            if self.budget is not None:
+                names = self.space.names
+                values = self.budget.project([params[n] for n in names], lo, hi)
+                params = dict(zip(names, values, strict=True))
         self.pending_[trial_id] = params
         return dict(params)
 
@@ -239,6 +270,12 @@ class DensitySearcher(Searcher):
     # ----------------------------------------------------------------------------------
     # Save / restore
 
+    def cost(self, params: Mapping[str, float]) -> float:
+        """The cost of a suggested config as a fraction of the dense network's."""
+        if self.cost_model is None:
+            raise SearchError("this searcher has no cost model")
+        return self.cost_model.fraction([float(params[n]) for n in self.space.names])
+
     def get_state(self) -> dict:
         return {
             "format": _STATE_FORMAT,
@@ -246,6 +283,8 @@ class DensitySearcher(Searcher):
             "space": (self.space.names, self.space.low, self.space.high),
             "metric": self._metric,
             "mode": self._mode,
+            "budget": self.budget,
+            "multi_objective": self.multi_objective,
             "learned": copy.deepcopy({k: v for k, v in vars(self).items() if k.endswith("_")}),
         }
 

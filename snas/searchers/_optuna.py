@@ -7,7 +7,12 @@ Optuna as FAIL, the one state its samplers skip. The dense baseline is added as 
 trial when 1.0 lies in the space.
 
 Samplers (``sampler=``), each seeded: ``tpe`` (default), ``random``, ``qmc`` (scrambled
-Sobol). Optuna's ``cmaes`` needs the ``cmaes`` package and ``gp`` imports torch, which the
+Sobol), ``nsga2`` (genetic; made for multi-objective studies).
+
+``multi_objective=True``: the study has two directions, maximise the score and minimise the
+cost (the vector's cost as a fraction of the dense network's, :class:`snas.budget.CostModel`,
+exact from the densities, so even an early-stopped trial's cost is right). Optuna's samplers
+(``tpe``, ``nsga2``, ``random``, ``qmc``) all handle two objectives. Optuna's ``cmaes`` needs the ``cmaes`` package and ``gp`` imports torch, which the
 searchers must not, so neither is offered.
 """
 
@@ -24,6 +29,7 @@ from snas.errors import ConfigError
 from snas.searchers._base import DensitySearcher, DensitySpace
 
 _SCORE = "snas_score"
+_COST = "snas_cost"
 
 
 def _qmc(seed: int) -> optuna.samplers.BaseSampler:
@@ -34,6 +40,7 @@ def _qmc(seed: int) -> optuna.samplers.BaseSampler:
 
 OPTUNA_SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "qmc": _qmc,
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
 }
@@ -50,6 +57,7 @@ class OptunaSearcher(DensitySearcher):
     """
 
     OPTIONS: tuple[str, ...] = ("sampler",)
+    MULTI_OBJECTIVE = True
 
     def __init__(self, space: DensitySpace, *, sampler: str = "tpe", **kwargs) -> None:
         if sampler not in OPTUNA_SAMPLERS:
@@ -60,8 +68,8 @@ class OptunaSearcher(DensitySearcher):
         super().__init__(space, **kwargs)
         self.optuna_search_ = OptunaSearch(
             space={n: FloatDistribution(space.low, space.high) for n in space.names},
-            metric=_SCORE,
-            mode="max",
+            metric=[_SCORE, _COST] if self.multi_objective else _SCORE,
+            mode=["max", "min"] if self.multi_objective else "max",
             sampler=OPTUNA_SAMPLERS[sampler](self.seed),
         )
         self.asked_: set[str] = set()
@@ -75,9 +83,14 @@ class OptunaSearcher(DensitySearcher):
             self.asked_.discard(trial_id)
             if score is None:
                 self.optuna_search_.on_trial_complete(trial_id, None, error=True)
+            elif self.multi_objective:
+                self.optuna_search_.on_trial_complete(
+                    trial_id, {_SCORE: score, _COST: self.cost(params)})
             else:
                 self.optuna_search_.on_trial_complete(trial_id, {_SCORE: score})
-        elif score is not None:  # the dense baseline, inside the space
+        elif score is not None and not self.multi_objective:
+            # The dense baseline, inside the space. (Ray's add_evaluated_point takes one
+            # value, so a multi-objective study does not hear of it.)
             self.optuna_search_.add_evaluated_point(params, score)
 
     def get_state(self) -> dict:

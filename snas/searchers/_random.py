@@ -14,6 +14,8 @@ class RandomSearcher(DensitySearcher):
     draws nothing), so a restored searcher continues exactly where the saved one stopped.
     """
 
+    MULTI_OBJECTIVE = True  # it learns nothing, so two objectives change nothing
+
     def __init__(self, space: DensitySpace, **kwargs) -> None:
         super().__init__(space, **kwargs)
         self.rng_ = np.random.default_rng(self.seed)

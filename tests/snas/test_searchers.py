@@ -281,13 +281,13 @@ def test_bayesopt_spreads_concurrent_suggestions():
 def test_optuna_samplers():
     from snas.searchers._optuna import OPTUNA_SAMPLERS
 
-    assert sorted(OPTUNA_SAMPLERS) == ["qmc", "random", "tpe"]
+    assert sorted(OPTUNA_SAMPLERS) == ["nsga2", "qmc", "random", "tpe"]
     for sampler in OPTUNA_SAMPLERS:
         first = drive(build("optuna", sampler=sampler), 3)
         assert drive(build("optuna", sampler=sampler), 3) == first
     with pytest.raises(ConfigError) as info:
         build("optuna", sampler="cmaes")
-    assert str(info.value) == ("sampler must be one of qmc, random, tpe, got 'cmaes' "
+    assert str(info.value) == ("sampler must be one of nsga2, qmc, random, tpe, got 'cmaes' "
                                "(cmaes needs the cmaes package)")
 
 

@@ -23,6 +23,7 @@ from trainables.models._base import (
     expand_density,
     layer_specs,
     maskable_layers,
+    output_positions,
 )
 from trainables.models.convn import build_conv2, build_conv4, build_conv6, build_conv8
 from trainables.models.dag import build_dag
@@ -82,4 +83,5 @@ def build_model(config: ModelConfig, kernel: MaskKernel, input_shape: tuple[int,
 
 
 __all__ = ["MLP", "MODELS", "LayerSpec", "build_model", "configure_densities",
-           "expand_density", "layer_specs", "maskable_layers", "register_model"]
+           "expand_density", "layer_specs", "maskable_layers", "output_positions",
+           "register_model"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,3 +65,33 @@ def configure_densities(model: nn.Module, densities: Sequence[float],
     assert len(layers) == len(densities)
     for (_, layer), density in zip(layers, densities, strict=True):
         layer.configure(density, generator)
+
+
+def output_positions(model: nn.Module, input_shape: Sequence[int]) -> list[int]:
+    """Output positions per example of each masked layer, in density-vector order.
+
+    One for a Linear layer, ``H_out * W_out`` for a conv: each active weight costs that many
+    multiply-accumulates per example. Found by one forward pass of a zero example in eval
+    mode (the model's mode is restored).
+    """
+    layers = maskable_layers(model)
+    found: dict[int, int] = {}
+
+    def hook(index: int) -> Any:
+        def record(module: nn.Module, inputs: Any, output: torch.Tensor) -> None:
+            found[index] = math.prod(output.shape[2:]) if output.dim() > 2 else 1
+        return record
+
+    handles = [layer.register_forward_hook(hook(i)) for i, (_, layer) in enumerate(layers)]
+    was_training = model.training
+    try:
+        model.eval()
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=device))
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    # A layer the forward never reached (not expected) costs as a Linear layer.
+    return [found.get(i, 1) for i in range(len(layers))]
