@@ -28,6 +28,9 @@ from ray.tune.search.optuna import OptunaSearch
 from snas.errors import ConfigError
 from snas.searchers._base import DensitySearcher, DensitySpace
 
+# Optuna logs every study creation at INFO; snas prints its own progress.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
 _SCORE = "snas_score"
 _COST = "snas_cost"
 
