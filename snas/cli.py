@@ -336,6 +336,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     store = _open_store(args.store)
+    if args.model:  # the trained network as a sparse model folder
+        from trainables.sparse_export import export_summary, export_trial
+
+        doc = export_trial(store, args.name, args.model, rank=args.rank, trial_id=args.trial)
+        print(export_summary(doc, args.name, args.model))
+        return 0
+    if args.rank is not None or args.trial is not None:
+        raise ConfigError("--rank and --trial choose the trial of --model; give --model OUT")
     if args.out:
         check_output_path(args.out, "--out")
         doc = _write_export(store, args.name, args.top, args.out, pareto=args.pareto)
@@ -383,7 +391,9 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 #: A module defines ``HELP`` (one line), ``DESCRIPTION``, ``add_arguments(parser)`` and
 #: ``run(args) -> int``; it imports torch/ray inside ``run`` only, so ``snas --help`` stays
 #: fast. Shared pieces for them: :data:`STORE_HELP`, :func:`open_store`.
-MODULE_COMMANDS: tuple[tuple[str, str], ...] = ()
+MODULE_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("report", "snas.report"),
+)
 
 STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
               "SNAS_HOME=~/.snas)")
@@ -489,6 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "of the top trials: every trial that trained all epochs and that no "
                         "other beats on both the metric and the cost (active weights, or FLOPs "
                         "for a FLOPs budget), cheapest first")
+    export.add_argument("--model", metavar="OUT", help="instead of density vectors, write the "
+                        "trained network of the best trial (or --rank/--trial) as a sparse model "
+                        "folder OUT: CSR weights with BatchNorm folded in and dead neurons "
+                        "removed, model.json (format, layer shapes, nnz, density, removed "
+                        "neurons) and snas_sparse_runtime.py, which loads it with torch alone; "
+                        "MLP searches only (model.name mlp)")
+    export.add_argument("--rank", type=int, help="with --model: the trial of this rank in "
+                        "`snas show` (default 1, the best)")
+    export.add_argument("--trial", metavar="ID", help="with --model: the trial with this id")
     export.add_argument("--store", metavar="URL", help=store_help)
     export.set_defaults(func=cmd_export)
 

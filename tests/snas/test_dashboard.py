@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 import pytest
+from _browser import launch_chromium, watch_problems
 
 from snas.cli import main
 from snas.dashboard import MAX_DRAWN_EDGES, graph_layout, make_server, serve_in_thread
@@ -22,9 +23,6 @@ from snas.store import ResultsStore
 
 ROOT = Path(__file__).parents[2]
 DIGITS = str(ROOT / "search_spaces" / "mlp_digits.yaml")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 
 # Text that would run as script if the page ever parsed store data as HTML. The "/" and
 # "%" check that names travel as encoded path segments, never as paths.
@@ -292,15 +290,7 @@ def test_cli_errors_are_one_line(server, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian: apt-get install chromium; `make test` "
-                    "installs it when run as root)")
-    sync_api = pytest.importorskip("playwright.sync_api",
-                                   reason="the playwright package is not installed")
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    yield from launch_chromium()
 
 
 def test_page_shows_a_search_live_and_runs_no_stored_text(browser, server, store, tmp_path):
@@ -309,9 +299,7 @@ def test_page_shows_a_search_live_and_runs_no_stored_text(browser, server, store
     from playwright.sync_api import expect
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    problems: list[str] = []
-    page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    problems = watch_problems(page)
     page.set_default_timeout(15_000)
     expect.set_options(timeout=15_000)
     page.goto(server.url)
