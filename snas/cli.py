@@ -393,6 +393,8 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 #: fast. Shared pieces for them: :data:`STORE_HELP`, :func:`open_store`.
 MODULE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("report", "snas.report"),
+    ("analyze", "snas.analysis"),
+    ("topology", "snas.topology"),
 )
 
 STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "

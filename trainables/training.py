@@ -10,6 +10,13 @@ Gradient Flow ``egf_1``/``egf_2`` (mean over maskable layers of ||dC/dW_eff * ma
 averaged over the epoch's steps from the gradients each step computed anyway), the classic
 whole-network gradient norms ``grad_norm_1``/``grad_norm_2`` (||concat(all trainable
 grads)||_p), realised density per layer, active/total weights, seconds, learning rate.
+
+Mask trace: a trial whose kernel rewires masks between epochs (it overrides
+:meth:`MaskKernel.epoch_end`; today ``set``) keeps every layer's mask after every epoch,
+epoch 0 being the initial mask, bit-packed (``np.packbits``, one bit per weight) in
+:attr:`Trial.mask_trace`; it travels in :meth:`Trial.state_dict` under ``"mask_trace"``, so
+every checkpoint holds the masks of all epochs so far (total weights / 8 bytes per epoch).
+:func:`unpack_mask_trace` turns it back into boolean arrays. Other kernels keep no trace.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -27,7 +35,7 @@ from torch import Tensor, nn
 from snas import metrics as M
 from snas.config import SpaceConfig, TrainingConfig
 from trainables.data import DeviceDataset, load_dataset
-from trainables.kernels import MaskedLayer, make_kernel
+from trainables.kernels import MaskedLayer, MaskKernel, make_kernel
 from trainables.models import build_model, layer_specs, maskable_layers
 
 
@@ -91,6 +99,26 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainingConfig
     raise ValueError(f"unknown schedule {cfg.schedule!r}")
 
 
+def rewires_between_epochs(kernel: MaskKernel) -> bool:
+    """Whether ``kernel`` changes masks between epochs (it overrides ``epoch_end``, as SET
+    does): the trials whose masks :class:`Trial` traces per epoch."""
+    return type(kernel).epoch_end is not MaskKernel.epoch_end
+
+
+def unpack_mask_trace(trace: dict[str, Any]
+                      ) -> tuple[list[str], list[int], list[list[np.ndarray]]]:
+    """``(layer names, epochs, masks)`` of a ``state_dict()["mask_trace"]``: ``masks[i][l]``
+    is layer l's boolean mask (numpy, the weight's shape) after epoch ``epochs[i]``
+    (epoch 0 = the initial mask)."""
+    shapes = [tuple(int(n) for n in shape) for shape in trace["shapes"]]
+    masks = []
+    for packed_layers in trace["masks"]:
+        masks.append([np.unpackbits(np.asarray(packed), count=int(np.prod(shape)))
+                      .astype(bool).reshape(shape)
+                      for packed, shape in zip(packed_layers, shapes, strict=True)])
+    return list(trace["names"]), [int(e) for e in trace["epochs"]], masks
+
+
 class GradientFlowMeter:
     """Accumulates EGF and classic gradient norms over an epoch's steps, on the device
     (no host sync per step)."""
@@ -152,6 +180,22 @@ class Trial:
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         self.seconds = 0.0
+        # Per-epoch masks of kernels that rewire (module docstring); None: not traced.
+        self.mask_trace: dict[str, Any] | None = None
+        if rewires_between_epochs(self.kernel):
+            self.mask_trace = {"names": [spec.name for spec in self.specs],
+                               "shapes": [list(layer.mask.shape) for layer in self.layers],
+                               "epochs": [], "masks": []}
+            self._trace_masks()
+
+    def _trace_masks(self) -> None:
+        """Append the current masks, bit-packed, as the masks after epoch ``self.epoch``."""
+        if self.mask_trace is None:
+            return
+        packed = [torch.from_numpy(np.packbits(layer.mask.detach().cpu().numpy().reshape(-1)))
+                  for layer in self.layers]
+        self.mask_trace["epochs"].append(self.epoch)
+        self.mask_trace["masks"].append(packed)
 
     # ---- training -----------------------------------------------------------------
     def _loss(self, logits: Tensor, y: Tensor) -> Tensor:
@@ -215,6 +259,7 @@ class Trial:
         self.seconds += record[M.EPOCH_SECONDS]
         self.epoch += 1
         self.history.append(record)
+        self._trace_masks()
         self._check_limits(record)
         return record
 
@@ -289,6 +334,9 @@ class Trial:
             # the search space as plain data, so a checkpoint alone rebuilds its model
             # (wiring records); load_state_dict does not read it
             "space": self.space.to_dict(),
+            **({"mask_trace": {**self.mask_trace, "epochs": list(self.mask_trace["epochs"]),
+                               "masks": [list(layers) for layers in self.mask_trace["masks"]]}}
+               if self.mask_trace is not None else {}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -305,4 +353,11 @@ class Trial:
         self.epoch = state["epoch"]
         self.history = list(state["history"])
         self.seconds = state["seconds"]
+        if self.mask_trace is not None:
+            # Checkpoints written before traces existed have none: trace from here on.
+            trace = state.get("mask_trace")
+            self.mask_trace = {**self.mask_trace, "epochs": [], "masks": []}
+            if trace is not None:
+                self.mask_trace["epochs"] = list(trace["epochs"])
+                self.mask_trace["masks"] = [list(layers) for layers in trace["masks"]]
 
