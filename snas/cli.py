@@ -211,7 +211,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         overrides.append("search.with_dense_baseline=false")
     text = read_space_text(args.space)
     space = parse_space_text(text, overrides, source=args.space)
-    space = _absolute_data_root(space, Path(args.space).parent)
+    space = absolute_data_root(space, Path(args.space).parent)
 
     from snas.controller import (
         SearchRequest,
@@ -246,7 +246,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     return _finish(store, name, args.export)
 
 
-def _absolute_data_root(space: Any, base: Path) -> Any:
+def absolute_data_root(space: Any, base: Path) -> Any:
     """Trials run in other working directories: make a relative data_root absolute."""
     root = space.dataset.data_root
     if root and not Path(root).expanduser().is_absolute():
@@ -392,6 +392,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 #: ``run(args) -> int``; it imports torch/ray inside ``run`` only, so ``snas --help`` stays
 #: fast. Shared pieces for them: :data:`STORE_HELP`, :func:`open_store`.
 MODULE_COMMANDS: tuple[tuple[str, str], ...] = (
+    ("compare", "snas.compare"),
     ("report", "snas.report"),
     ("analyze", "snas.analysis"),
     ("topology", "snas.topology"),
