@@ -570,6 +570,7 @@ def _run_trials(configs: Sequence[dict[str, Any]], space: Any, name: str, storag
     from ray import tune
     from ray.tune.schedulers import FIFOScheduler
 
+    from snas.controller import fit_tuner
     from trainables.sc_sdc import SameCapacityTrainable
 
     callback = _callback(store_url, name, space.training.epochs, len(configs), quiet)
@@ -591,15 +592,7 @@ def _run_trials(configs: Sequence[dict[str, Any]], space: Any, name: str, storag
                                                           checkpoint_at_end=False)),
             failure_config=tune.FailureConfig(max_failures=space.resources.max_failures)),
     )
-    try:
-        tuner.fit()
-    except KeyboardInterrupt:
-        store.set_search_status(name, "interrupted")
-        raise
-    except Exception:
-        store.set_search_status(name, "failed")
-        raise
-    trials = store.trials(name)
+    trials = fit_tuner(tuner, store, name)
     unfinished = any(t["status"] in ("pending", "running") for t in trials)
     store.set_search_status(name, "interrupted" if unfinished else "finished")
 

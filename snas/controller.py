@@ -459,8 +459,12 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
     return _fit(tuner, store, name)
 
 
-def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
-    start = time.perf_counter()
+def fit_tuner(tuner: Any, store: ResultsStore, name: str) -> list[dict[str, Any]]:
+    """Run ``tuner.fit()`` for search ``name``; returns its stored trials afterwards.
+
+    Ctrl-C marks the search ``interrupted`` and any other exception ``failed`` (both are
+    re-raised); setting the final status is the caller's job.
+    """
     try:
         tuner.fit()
     except KeyboardInterrupt:
@@ -469,8 +473,13 @@ def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
     except Exception:
         store.set_search_status(name, "failed")
         raise
+    return store.trials(name)
+
+
+def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
+    start = time.perf_counter()
+    trials = fit_tuner(tuner, store, name)
     faults.point("search_end")
-    trials = store.trials(name)
     unfinished = [t for t in trials if t["status"] in ("pending", "running")]
     if not unfinished:
         from snas.results import search_pareto_front
@@ -497,4 +506,4 @@ def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",
-           "model_layers", "resume_search", "run_search"]
+           "fit_tuner", "model_layers", "resume_search", "run_search"]
