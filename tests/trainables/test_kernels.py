@@ -394,3 +394,79 @@ def test_set_gradient_mask_follows_rewiring():
     sgd_steps(layer, steps=3)
     assert (layer.weight.detach()[~layer.mask] == 0).all()
     assert (layer.weight.detach()[layer.mask] != 0).any()
+
+
+@pytest.mark.parametrize("host_rank", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_incremental_topk_host_and_torch_paths_agree_with_reference(host_rank, dtype):
+    """Both band paths (NumPy on CPU, torch ops elsewhere) and both entry points give the
+    reference sort's mask on drifting values with many magnitude ties (+v and -v tie in
+    select_abs, whose check works on x * x), through hits and rebuilds."""
+    gen = torch.Generator().manual_seed(11)
+    values = torch.randint(-40, 41, (3000,), generator=gen).to(dtype) / 8  # heavy ties
+    by_abs, by_value = (IncrementalTopK(1100, 3000, host_rank=host_rank) for _ in range(2))
+    for step in range(50):
+        values = values + torch.randint(-1, 2, (3000,), generator=gen).to(dtype) / 64
+        if step % 7 == 6:  # a few exact sign flips: magnitudes unchanged, signs swapped
+            values[:20] = -values[:20]
+        for sel, mask, magnitude in ((by_abs, by_abs.select_abs(values), values.abs()),
+                                     (by_value, by_value.select(values), values)):
+            expected = reference_topk_mask(magnitude, 1100)
+            assert torch.equal(mask, expected)
+            assert torch.equal(sel.float_mask, expected.to(dtype))
+            assert sel._host == host_rank
+    assert by_abs.hits > 0 and by_abs.rebuilds > 1
+    assert by_value.hits > 0 and by_value.rebuilds > 1
+
+
+def test_incremental_topk_abs_check_catches_small_entries_growing_past_the_threshold():
+    """An entry far below the threshold that changes sign and grows past it between two
+    calls (the x * x key has no sign to lose) must be picked up."""
+    values = torch.linspace(-1.0, 1.0, 2001)
+    sel = IncrementalTopK(100, 2001)
+    assert torch.equal(sel.select_abs(values), reference_topk_mask(values.abs(), 100))
+    sel.select_abs(values)
+    values = values.clone()
+    values[1000] = 5.0  # was 0.0: now the largest magnitude
+    values[1001] = -4.0  # was +0.001
+    mask = sel.select_abs(values)
+    assert mask[1000] and mask[1001]
+    assert torch.equal(mask, reference_topk_mask(values.abs(), 100))
+
+
+def test_dnw_eval_mask_sees_updates_written_through_numpy():
+    """The CPU selector writes mask changes through NumPy views; the eval-mode cache (keyed
+    on the mask's version counter) must still see every change."""
+    layer = linear("dnw", 0.4, shape=(40, 50))
+    opt = torch.optim.SGD([layer.weight], lr=1.0, momentum=0.9)
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(4, 50, generator=gen)
+    for _ in range(30):
+        layer.train()
+        opt.zero_grad()
+        layer(torch.randn(8, 50, generator=gen)).square().mean().backward()
+        opt.step()
+        layer(torch.randn(8, 50, generator=gen))  # re-select for the moved weights
+        layer.eval()
+        expected = reference_topk_mask(layer.weight.detach().abs(), layer.k)
+        assert torch.equal(layer.mask, expected)
+        with torch.no_grad():
+            torch.testing.assert_close(layer(x), x @ (layer.weight * expected).T + layer.bias)
+    assert layer.selector.hits > 0
+
+
+@pytest.mark.parametrize("kernel", ["random", "dnw", "edge_popup", "set"])
+def test_a_no_grad_forward_in_train_mode_leaves_training_intact(kernel):
+    # A kernel may return the weight Parameter itself under no_grad; the layer must not
+    # keep it (it would become a parameter named _eff and break the next forward).
+    torch.manual_seed(0)
+    layer = MaskedLinear(16, 8, bias=False, kernel=make_kernel(KernelConfig(name=kernel)))
+    layer.configure(0.5, torch.Generator().manual_seed(0))
+    layer.train()
+    x = torch.randn(4, 16)
+    with torch.no_grad():
+        layer(x)
+    names = [name for name, _ in layer.named_parameters()]
+    assert "_eff" not in names
+    layer(x).sum().backward()
+    assert layer.masked_gradient() is not None

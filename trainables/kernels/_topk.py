@@ -14,12 +14,15 @@ candidate band C in between (about ``band_target`` entries), and stores them as 
 tensor ``bias`` (0 on A, K/2 on C, K on L, K a power of two above twice the value spread).
 Each later call only
 
-1. re-ranks C (one ``kthvalue`` over |C| entries, ties by lower index), and
-2. computes ``r = values + bias`` into a reused buffer and reduces it with ``amin`` and
-   ``amax``: ``amin(r)`` is a lower bound of min(A) (r equals the value on A) and
-   ``amax(r) - K`` (plus a rounding margin) an upper bound of max(L). The mask is A plus the
-   chosen part of C, exactly, when min(A) beats the best unchosen entry of C and max(L), and
-   the last chosen entry of C beats max(L).
+1. re-ranks C (ties by lower index): ``np.partition`` on CPU, ``kthvalue`` elsewhere, and
+2. computes ``r = key + bias`` into a reused buffer in one pass and reduces it with ``amin``
+   and ``amax``: ``amin(r)`` is a lower bound of min(A) (r equals the key on A) and
+   ``amax(r) - K`` (plus a rounding margin) an upper bound of max(L). The key is the value
+   for ``select`` and ``x * x`` (rounded, one ``addcmul``) for ``select_abs``: rounding a
+   square is monotone, so comparing keys compares magnitudes, and no separate ``|x|`` pass
+   is needed. The mask is A plus the chosen part of C, exactly, when min(A) beats the best
+   unchosen entry of C and max(L), and the last chosen entry of C beats max(L) (all strict,
+   with the band's values mapped to keys the same way).
 
 The bounds are sufficient conditions whatever the values do: a value that crossed the band,
 a sign change, growth past K or a rounding doubt only make the check fail, and a failed check
@@ -33,25 +36,27 @@ selector keeps the mask both as a bool tensor (``layer.mask``) and as 0/1 in the
 dtype (:attr:`IncrementalTopK.float_mask`): multiplying by a float mask is several times
 faster than by a bool one on CPU. Bool-valued full-tensor ops are avoided for the same
 reason (comparisons write 0/1 floats; float->bool copies are cheap).
+
+On CPU the band work (gather, partition, compare, diff, mask writes) runs in NumPy on arrays
+that share the tensors' memory: ``torch.kthvalue`` takes ~140 us on 13K values that change
+from call to call (branch mispredictions in its quickselect; repeated calls on the same data
+look five times faster), ``np.partition`` ~20 us, and a small torch op costs ~10 us of
+dispatch where NumPy takes ~1 us. Mask writes through NumPy bump the tensors' version
+counters by hand, so caches keyed on them (the eval-mode float mask) see every change.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
+# The one definition of how many weights a layer keeps; the searchers' budgets count with it.
+from snas.budget import kept_count
 
-def kept_count(density: float, numel: int) -> int:
-    """Number of weights kept in a layer of ``numel`` weights at ``density`` (fraction kept).
-
-    ``max(1, round(density * numel))`` with Python's ``round`` (ties to even), never more
-    than ``numel``: a layer always keeps at least one weight.
-    """
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density!r}")
-    return min(numel, max(1, round(density * numel)))
+__all__ = ["IncrementalTopK", "kept_count", "reference_topk_mask"]
 
 
 def reference_topk_mask(magnitude: Tensor, k: int) -> Tensor:
@@ -90,14 +95,32 @@ def _choose(values: Tensor, need: int, exact_out: bool = True) -> tuple[Tensor, 
     return chosen, float(v), float(v)
 
 
-def _nonzero_bytes(flags: Tensor) -> Tensor:
-    """Ascending indices of the nonzero bytes of a 1-D bool/uint8 tensor whose length is a
-    multiple of 8 and that is mostly zero (about 4x faster than ``nonzero`` on CPU: the scan
-    runs over 8-byte words, and only the few nonzero words are split into bytes)."""
-    words = flags.view(torch.int64)
-    nz = words.nonzero().squeeze(1)
-    sub = words.index_select(0, nz).view(torch.uint8).view(-1, 8).nonzero()
-    return nz.index_select(0, sub[:, 0]).mul_(8).add_(sub[:, 1])
+def _choose_host(values: np.ndarray, need: int, exact_out: bool = True
+                 ) -> tuple[np.ndarray, float, float]:
+    """:func:`_choose` on a NumPy array (the CPU path).
+
+    ``np.partition`` (introselect) ranks a band of ~10K entries several times faster than
+    ``torch.kthvalue`` on CPU when the values differ from call to call (measured ~20 us vs
+    ~140 us for 13K float32 values), and NumPy's small-array ops cost ~1 us instead of ~10.
+    """
+    m = values.size
+    if need <= 0:
+        return np.zeros(m, dtype=bool), math.inf, float(values.max()) if m else -math.inf
+    if need >= m:
+        return np.ones(m, dtype=bool), float(values.min()), -math.inf
+    part = np.partition(values, m - need)
+    v = part[m - need]  # the need-th largest
+    chosen = values >= v
+    n_ge = int(np.count_nonzero(chosen))
+    if n_ge == need:  # no tie split at v
+        c_in = float(v)
+        if not exact_out:
+            return chosen, c_in, c_in
+        return chosen, c_in, float(part[: m - need].max())  # all below v here
+    chosen = values > v  # the tie at v is split: the lower positions win
+    n_gt = int(np.count_nonzero(chosen))
+    chosen[np.flatnonzero(values == v)[: need - n_gt]] = True
+    return chosen, float(v), float(v)
 
 
 def _pow2_at_least(x: float) -> float:
@@ -117,24 +140,32 @@ class IncrementalTopK:
     later calls. Editing the returned mask in place is detected and forces a rebuild.
     """
 
-    def __init__(self, k: int, numel: int, band_target: int | None = None):
+    def __init__(self, k: int, numel: int, band_target: int | None = None,
+                 host_rank: bool = True):
         if not 1 <= k <= numel:
             raise ValueError(f"k must be in [1, {numel}], got {k!r}")
+        #: Rank the band with NumPy for CPU float32/float64 values (False: torch ops only,
+        #: the path every other device takes).
+        self.host_rank = host_rank
+        self._host = False
         self.k = k
         self.numel = numel
         self.band_target = band_target or max(256, numel // 256)
-        # kthvalue and temporaries slow down sharply past ~16K entries (64 KB) on CPU
+        # the band's re-rank and temporaries slow down sharply past ~16K entries on CPU
         self.max_band = max(256, min(numel // 8, 16384))
         self.threshold: float | None = None
         self.delta = 0.0
         self._estimate: float | None = None  # k-th value from the last (failed) re-rank
         self._cand: Tensor | None = None  # C: candidate indices, ascending
-        self._chosen: Tensor | None = None  # which of C are in the mask (bool, len(C))
+        self._cand_np: np.ndarray | None = None  # the same as a NumPy view (CPU path)
+        # which of C are in the mask (bool, len(C)): a NumPy array on the CPU path
+        self._chosen: Tensor | np.ndarray | None = None
         self._mask: Tensor | None = None  # the mask, bool, flat
         self._maskf: Tensor | None = None  # the mask as 0/1 in the values' dtype, flat
         self._bias: Tensor | None = None  # 0 on A, K/2 on C, K on L
         self._work: Tensor | None = None  # scratch: |x|, values + bias
-        self._band: Tensor | None = None  # band flags for rebuilds, padded to 8 bytes
+        self._band: Tensor | None = None  # band flags for rebuilds (bool)
+        self._absolute = False  # select_abs (keys x * x) or select (keys = values)
         self._scale = 1.0  # K
         self._slack = 0.0  # relative rounding margin of values + K
         self._n_above = self._n_below = 0
@@ -169,15 +200,14 @@ class IncrementalTopK:
 
     @torch.no_grad()
     def select(self, values: Tensor) -> Tensor:
-        self._select(self._prepare(values), None)
+        self._select(self._prepare(values), absolute=False)
         return self._mask.view(values.shape)
 
     @torch.no_grad()
     def select_abs(self, x: Tensor) -> Tensor:
-        """``select(x.abs())`` with |x| written into a reused buffer."""
-        src = self._prepare(x)
-        flat = torch.abs(src, out=self._work)
-        self._select(flat, src)
+        """``select(x.abs())`` without allocating ``|x|`` (the bound check runs on ``x * x``,
+        which orders entries like ``|x|``)."""
+        self._select(self._prepare(x), absolute=True)
         return self._mask.view(x.shape)
 
     # ---- internals -------------------------------------------------------------------
@@ -193,28 +223,37 @@ class IncrementalTopK:
             self._maskf = torch.ones(self.numel, dtype=flat.dtype, device=flat.device)
             self._bias = torch.empty_like(self._maskf)
             self._work = torch.empty_like(self._maskf)
-            self._band = torch.zeros(-(-self.numel // 8) * 8, dtype=torch.bool, device=flat.device)
+            self._band = torch.zeros(self.numel, dtype=torch.bool, device=flat.device)
             self._slack = 4.0 * torch.finfo(flat.dtype).eps
             self._cand = None
+            # CPU: the band work runs in NumPy on views that share the tensors' memory
+            self._host = (self.host_rank and flat.device.type == "cpu"
+                          and flat.dtype in (torch.float32, torch.float64))
+            if self._host:
+                self._mask_np, self._maskf_np = self._mask.numpy(), self._maskf.numpy()
+                self._np_dtype = self._maskf_np.dtype.type
         return flat
 
-    def _select(self, flat: Tensor, src: Tensor | None) -> None:
+    def _select(self, src: Tensor, absolute: bool) -> None:
         self.generation += 1
         if self._mask._version != self._mask_version:  # edited from outside: start over
             self._cand = None
+        if absolute != self._absolute:  # the bias encodes the other kind of key
+            self._cand = None
+            self._absolute = absolute
         if self.k == self.numel:
             if self._cand is None:
                 self._mask.fill_(True)
                 self._maskf.fill_(1.0)
-                self._cand = torch.empty(0, dtype=torch.long, device=flat.device)
+                self._cand = torch.empty(0, dtype=torch.long, device=src.device)
                 self.changed = None
             else:
                 self.changed = self._cand
-        elif self._cand is not None and self._refresh(flat, src):
+        elif self._cand is not None and self._refresh(src):
             self.hits += 1
             self._since_rebuild += 1
         else:
-            self._rebuild(flat)
+            self._rebuild(torch.abs(src, out=self._work) if absolute else src)
             self.changed = None
         self._mask_version = self._mask._version
 
@@ -223,34 +262,82 @@ class IncrementalTopK:
         dtype = torch.float32 if self.numel < 2**24 else torch.float64
         return int(indicator.sum(dtype=dtype))
 
-    def _refresh(self, flat: Tensor, src: Tensor | None) -> bool:
-        """Re-rank C; True (and the mask updated) if A + chosen(C) is still the exact top-k."""
-        cand = self._cand
-        vals = flat.index_select(0, cand)
-        chosen, c_in, c_out = _choose(vals, self.k - self._n_above, exact_out=False)
-        r = torch.add(flat, self._bias, out=self._work)  # in place when flat is the work buffer
+    def _key(self, c: float) -> float:
+        """The check's key of a value c taken from the band: c itself, or for
+        :meth:`select_abs` c * c rounded in the values' dtype (exactly what the check pass
+        computes for an entry of magnitude c, so comparisons between keys are comparisons
+        between magnitudes: rounding a square is monotone)."""
+        if not self._absolute or not math.isfinite(c):
+            return c
+        if self._host:
+            v = self._np_dtype(c)
+            return float(v * v)
+        return float(torch.tensor(c, dtype=self._work.dtype).square())
+
+    def _check(self, src: Tensor) -> tuple[float, float]:
+        """(lower bound of min(A), upper bound of max(L)) in key space, from one pass writing
+        ``key + bias`` into the work buffer and its min and max (module docstring)."""
+        if self._absolute:
+            r = torch.addcmul(self._bias, src, src, out=self._work)
+        else:
+            r = torch.add(src, self._bias, out=self._work)
         min_above = float(r.amin()) if self._n_above else math.inf
         if self._n_below:
             hi = float(r.amax())
             max_below = hi - self._scale + self._slack * abs(hi)
         else:
             max_below = -math.inf
-        if min_above <= c_out < math.inf and c_out == c_in:  # c_out was only a bound: get it
-            unchosen = vals.masked_fill(chosen, -math.inf)
-            c_out = float(unchosen.max()) if unchosen.numel() else -math.inf
-        if not (min_above > c_out and min_above > max_below and c_in > max_below):
-            if src is not None:  # the caller's |x| was overwritten: recompute it
-                torch.abs(src, out=self._work)
+        return min_above, max_below
+
+    def _refresh(self, src: Tensor) -> bool:
+        """Re-rank C; True (and the mask updated) if A + chosen(C) is still the exact top-k.
+
+        Band work in NumPy on CPU (:func:`_choose_host`), in torch ops elsewhere; the one
+        full-tensor pass and its two reductions are torch ops either way."""
+        need = self.k - self._n_above
+        if self._host:
+            vals = np.take(src.numpy(), self._cand_np)
+            if self._absolute:
+                np.abs(vals, out=vals)
+            chosen, c_in, c_out = _choose_host(vals, need, exact_out=False)
+        else:
+            vals = src.index_select(0, self._cand)
+            if self._absolute:
+                vals = vals.abs()
+            chosen, c_in, c_out = _choose(vals, need, exact_out=False)
+        min_above, max_below = self._check(src)
+        key_in, key_out = self._key(c_in), self._key(c_out)
+        if min_above <= key_out < math.inf and c_out == c_in:  # c_out was only a bound: get it
+            if self._host:
+                c_out = float(np.max(vals, where=~chosen, initial=-np.inf))
+            else:
+                unchosen = vals.masked_fill(chosen, -math.inf)
+                c_out = float(unchosen.max()) if unchosen.numel() else -math.inf
+            key_out = self._key(c_out)
+        if not (min_above > key_out and min_above > max_below and key_in > max_below):
             if math.isfinite(c_in):
                 self._estimate = c_in
             return False
-        diff = (chosen != self._chosen).nonzero().squeeze(1)
-        changed = cand.index_select(0, diff)
-        if changed.numel():
-            new = chosen.index_select(0, diff)
-            self._mask.index_put_((changed,), new)
-            self._maskf.index_put_((changed,), new.to(self._maskf.dtype))
-            self._chosen = chosen
+        if self._host:
+            # mask writes through NumPy views: bump the version counters by hand (caches
+            # keyed on them, such as the eval-mode float mask, must see the change)
+            diff = np.flatnonzero(chosen != self._chosen)
+            changed_np = self._cand_np[diff]
+            if changed_np.size:
+                new = chosen[diff]
+                self._mask_np[changed_np] = new
+                self._maskf_np[changed_np] = new
+                torch.autograd.graph.increment_version([self._mask, self._maskf])
+                self._chosen = chosen
+            changed = torch.from_numpy(changed_np)
+        else:
+            diff = (chosen != self._chosen).nonzero().squeeze(1)
+            changed = self._cand.index_select(0, diff)
+            if changed.numel():
+                new = chosen.index_select(0, diff)
+                self._mask.index_put_((changed,), new)
+                self._maskf.index_put_((changed,), new.to(self._maskf.dtype))
+                self._chosen = chosen
         self.changed = changed
         if math.isfinite(c_in):
             self.threshold = c_in
@@ -260,8 +347,9 @@ class IncrementalTopK:
         self.rebuilds += 1
         if self._cand is not None and self._chosen is not None:
             # widen the band if it did not last, narrow it if it idles
-            if self._since_rebuild < 4:
-                self.band_target = min(self.max_band, self.band_target * 2)
+            if self._since_rebuild < 4:  # a band that failed at once grows faster
+                growth = 4 if self._since_rebuild < 2 else 2
+                self.band_target = min(self.max_band, self.band_target * growth)
             elif self._since_rebuild > 64:
                 self.band_target = max(256, self.band_target // 2)
         self._since_rebuild = 0
@@ -286,7 +374,9 @@ class IncrementalTopK:
         self.delta = spread * self.band_target / (2 * self.numel)
 
     def _split(self, flat: Tensor) -> bool:
-        """Split into A, L and C around the threshold; False if the k-th value is outside C."""
+        """Split into A, L and C around the threshold; False if the k-th value is outside C.
+
+        ``flat`` holds the magnitudes (|x| for :meth:`select_abs`) or the values."""
         t, delta = self.threshold, self.delta
         step = max(2 * delta, abs(t) * 1e-3, 1e-12)
         above, bias = self._maskf, self._bias  # 0/1 indicators, written as floats
@@ -296,23 +386,36 @@ class IncrementalTopK:
             self.threshold, self.delta = t + step, step
             return False
         torch.ge(flat, t - delta, out=bias)
-        n_ge = self._count(bias)
+        # A is a subset of (flat >= low), so the difference is exactly the band (float ops
+        # and a float -> bool copy: ops with a bool output are slow on CPU)
+        bias.sub_(above)
+        band = self._band
+        band.copy_(bias)
+        cand = self._band_indices(band)
+        n_ge = n_above + cand.numel()
         if n_ge < self.k:  # the k-th value moved down past the band
             self.threshold, self.delta = t - step, step
             return False
-        # A is a subset of (flat >= low), so the difference is exactly the band.
-        bias.sub_(above)
-        band = self._band
-        band[: self.numel].copy_(bias)  # float -> bool copies are fast; padding stays False
-        cand = _nonzero_bytes(band)
-        hi, lo = float(flat.amax()), float(flat.amin())
-        scale = _pow2_at_least(2.0 * (hi - lo)) if hi > lo else _pow2_at_least(abs(hi))
-        # band indicator -> 0 on A, K/2 on C, K on L (all exact: K is a power of two)
-        bias.mul_(-0.5 * scale).add_(scale).sub_(above, alpha=scale)
-        chosen, c_in, _ = _choose(flat.index_select(0, cand), self.k - n_above)
+        lo, hi = (float(v) for v in torch.aminmax(flat))
+        if self._absolute:  # keys x * x lie in [0, hi * hi]
+            scale = _pow2_at_least(2.0 * hi * hi)
+        else:
+            scale = _pow2_at_least(2.0 * (hi - lo)) if hi > lo else _pow2_at_least(abs(hi))
+        # band + 2 * above is 0 on L, 1 on C, 2 on A -> bias K, K/2, 0 (exact: K is a power
+        # of two)
+        bias.add_(above, alpha=2.0)
+        torch.add(bias.new_tensor(scale), bias, alpha=-0.5 * scale, out=bias)
         self._mask.copy_(above)
-        self._mask.index_put_((cand,), chosen)
-        above.index_put_((cand,), chosen.to(above.dtype))
+        if self._host:
+            cand_np = self._cand_np = cand.numpy()
+            chosen, c_in, _ = _choose_host(np.take(flat.numpy(), cand_np), self.k - n_above)
+            picked = cand_np[chosen]
+            self._mask_np[picked] = True  # the copy_ above already bumped the versions
+            self._maskf_np[picked] = 1.0
+        else:
+            chosen, c_in, _ = _choose(flat.index_select(0, cand), self.k - n_above)
+            self._mask.index_put_((cand,), chosen)
+            above.index_put_((cand,), chosen.to(above.dtype))
         self._cand, self._chosen = cand, chosen
         self._n_above, self._n_below = n_above, self.numel - n_ge
         self._scale = scale
@@ -323,3 +426,10 @@ class IncrementalTopK:
         else:
             self.delta = max(abs(c_in) * 1e-3, 1e-12)
         return True
+
+    def _band_indices(self, band: Tensor) -> Tensor:
+        """Ascending flat indices of the True entries of ``band``. On CPU NumPy's scan is
+        faster for sparse bands (~2 % of the entries and below), torch's for denser ones."""
+        if self._host and self.band_target < 0.02 * self.numel:
+            return torch.from_numpy(np.flatnonzero(band.numpy()))
+        return band.nonzero().squeeze(1)

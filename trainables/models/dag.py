@@ -9,8 +9,15 @@ input resolution.
 
 Node i >= 1: ``a_i = sum_j tanh(w_ij) * x_j`` (the *aggregate*), then
 ``x_i = BN(Conv3x3(ReLU(a_i))) + Conv1x1(a_i)``. The aggregate is one batched op over the
-node's inputs (:class:`WeightedSum`: stack + tensordot, backward without storing the
-stack), not a loop over edges (``aggregate="loop"`` keeps that loop as a reference).
+node's inputs, not a loop over edges (``aggregate="loop"`` keeps that loop as a
+reference): every output a stage reads lives in one row of a per-stage buffer
+``(slots, B*C*H*W)`` (node outputs are computed straight into their row, the outputs of
+earlier stages are copied in once), so a node's aggregate is one matrix-vector product
+of its weight row with the rows before it, and its backward one product for the edge
+weights' gradient. The gradient for a node output, sum over its readers of tanh(w) times
+their aggregate's gradient, is one more product over the stage's stored aggregate
+gradients, taken once every reader's backward ran (:class:`_Write`). The buffers are
+reused from step to step.
 
 Stage transitions: a node's output enters a later stage through a *reduce block*
 ReLU -> AvgPool(2**d) -> Conv1x1(C_a -> C_b). Janik & Nowak put one reduce block on every
@@ -37,6 +44,7 @@ initialised network with the thresholded graph (retraining from scratch).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -52,37 +60,202 @@ from trainables.kernels import MaskedConv2d, MaskKernel
 from trainables.wiring import INPUTS_ATTR, OUTPUTS_ATTR, remove_dead_paths
 
 
-class WeightedSum(torch.autograd.Function):
-    """``sum_k weights[k] * xs[k]`` as one stack + tensordot.
+class _StageStorage:
+    """A stage's buffers, reused from step to step (a fresh allocation of this size costs
+    page faults on every step). A forward that builds a graph holds the storage until that
+    graph's backward for the stage finished; a forward meanwhile gets new storage."""
 
-    Backward recomputes the stack for the weights' gradient instead of saving it, so the
-    memory a node keeps for backward is its inputs (alive anyway), not a copy of them.
+    __slots__ = ("buf", "grad_agg", "owner", "generation")
+
+    def __init__(self) -> None:
+        self.buf: Tensor | None = None
+        self.grad_agg: Tensor | None = None
+        self.owner: _StageState | None = None
+        self.generation = 0
+
+
+class _StageState:
+    """One forward's view of a stage for the batched aggregate (see :class:`_Write`).
+
+    ``buf`` holds the stage's node outputs (and the earlier-stage outputs it reads) as rows of
+    one ``(slots, B*C*H*W)`` tensor, ``weights`` the stage's edge weights ``(consumers,
+    slots)`` (tanh, 0 for absent edges). Backward fills ``grad_agg`` (row r: dC/d aggregate
+    of consumer r) and ``grad_w`` (dC/d weights), both allocated on first use.
+    """
+
+    __slots__ = ("buf", "weights", "need_w", "grad_agg", "grad_w", "row_after", "shape",
+                 "storage", "generation")
+
+    def __init__(self, weights: Tensor, slots: int, shape: tuple[int, ...],
+                 row_after: list[int], like: Tensor, storage: _StageStorage):
+        self.weights = weights.detach().to(like.dtype)
+        self.need_w = weights.requires_grad
+        self.shape = shape
+        size = (slots, math.prod(shape))
+        buf = storage.buf
+        if (storage.owner is not None or buf is None or buf.shape != size
+                or buf.dtype != like.dtype or buf.device != like.device):
+            buf = storage.buf = like.new_empty(size)
+            storage.grad_agg = None
+        storage.generation += 1
+        storage.owner = self if torch.is_grad_enabled() else None
+        self.buf, self.storage, self.generation = buf, storage, storage.generation
+        self.row_after = row_after  # row_after[s]: first consumer row whose node is after slot s
+        self.grad_agg: Tensor | None = None
+        self.grad_w: Tensor | None = None
+
+    def row(self, slot: int, shape: tuple[int, ...]) -> Tensor:
+        """Row ``slot`` of the buffer as a tensor of ``shape`` that shares the memory but not
+        the buffer's version counter (an autograd output that is a *view* of the buffer
+        would count every later write into other rows as an in-place change of itself)."""
+        n = self.buf.shape[1]
+        stride = torch.empty(shape, device="meta").stride()
+        return self.buf.new_empty(0).set_(self.buf.untyped_storage(),
+                                          self.buf.storage_offset() + slot * n, shape, stride)
+
+    def check(self) -> None:
+        """Fail loudly if a later forward overwrote the buffer this graph still needs."""
+        if self.storage.buf is self.buf and self.storage.generation != self.generation:
+            raise RuntimeError("the DAG's stage buffer was reused by a later forward before "
+                               "this backward (a second backward through an old graph)")
+
+    def take_grad_agg(self) -> Tensor:
+        if self.grad_agg is None:
+            size = (self.weights.shape[0], self.buf.shape[1])
+            cached = self.storage.grad_agg
+            if self.storage.buf is self.buf and cached is not None and cached.shape == size:
+                self.grad_agg = cached.zero_()
+            else:
+                self.grad_agg = self.buf.new_zeros(size)
+                if self.storage.buf is self.buf:
+                    self.storage.grad_agg = self.grad_agg
+        return self.grad_agg
+
+    def take_grad_w(self) -> Tensor:
+        if self.grad_w is None:
+            self.grad_w = torch.zeros_like(self.weights)
+        return self.grad_w
+
+    def release(self) -> None:
+        """The stage's backward is done: the storage may serve the next forward."""
+        if self.storage.owner is self:
+            self.storage.owner = None
+
+
+class _Start(torch.autograd.Function):
+    """Opens a stage's token chain. Forward: nothing (an empty token); backward (it runs after
+    every other op of the chain): hands the accumulated edge-weight gradient to ``weights``."""
+
+    @staticmethod
+    def forward(ctx, weights: Tensor, state: _StageState) -> Tensor:  # noqa: D102
+        ctx.state = state
+        return weights.new_empty(0)
+
+    @staticmethod
+    def backward(ctx, token: Tensor) -> tuple[Tensor | None, None]:  # noqa: D102
+        state = ctx.state
+        grad_w = state.grad_w if ctx.needs_input_grad[0] else None
+        state.grad_w = state.grad_agg = None  # a second backward starts afresh
+        state.release()
+        return grad_w, None
+
+
+class _Write(torch.autograd.Function):
+    """Copies ``x`` into rows ``start : start + count`` of the stage buffer and extends the
+    token chain.
+
+    ``x`` is one node output ``(B, C, H, W)`` (count 1) or a reduce block's output
+    ``(B, count*C, H, W)``. Every aggregate that reads these rows takes a later token of the
+    chain, so autograd runs this backward only after all of them: by then ``grad_agg`` is
+    complete and dC/dx = weights[:, rows]^T @ grad_agg is one matrix product over the
+    consumers after the rows.
     """
 
     @staticmethod
-    def forward(ctx, weights: Tensor, *xs: Tensor) -> Tensor:  # noqa: D102
-        ctx.save_for_backward(weights, *xs)
-        return torch.tensordot(weights, torch.stack(xs), dims=1)
+    def forward(ctx, token: Tensor, x: Tensor, state: _StageState, start: int,  # noqa: D102
+                count: int) -> Tensor:
+        rows = state.buf[start:start + count]
+        if count == 1:
+            rows.view(x.shape).copy_(x)
+        else:
+            b, _, h, w = x.shape
+            rows.view(count, b, -1, h, w).copy_(x.view(b, count, -1, h, w).transpose(0, 1))
+        ctx.state, ctx.start, ctx.count, ctx.x_shape = state, start, count, x.shape
+        return token.new_empty(0)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
-        weights, *xs = ctx.saved_tensors
-        grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_w = torch.stack(xs).reshape(len(xs), -1) @ grad.reshape(-1)
-        grad_xs: Sequence[Tensor | None] = [None] * len(xs)
-        if any(ctx.needs_input_grad[1:]):
-            # One batched product, then one contiguous copy per input: views into a single
-            # (k, ...) tensor sit at odd storage offsets, which sends the oneDNN conv
-            # backward upstream down a slow path (measured 200x slower on CPU).
-            stacked = weights.view(-1, *([1] * grad.dim())) * grad.unsqueeze(0)
-            grad_xs = [g.clone() for g in stacked.unbind(0)]
-        return (grad_w, *grad_xs)
+    def backward(ctx, token: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
+        grad_x = None
+        state, start, count = ctx.state, ctx.start, ctx.count
+        state.check()
+        first = state.row_after[start]
+        if ctx.needs_input_grad[1] and state.grad_agg is not None and first < len(state.weights):
+            w = state.weights[first:, start:start + count]
+            g = w.t() @ state.grad_agg[first:]  # (count, B*C*H*W)
+            b, _, h, wd = ctx.x_shape
+            if count == 1:
+                grad_x = g.view(ctx.x_shape)
+            else:
+                grad_x = g.view(count, b, -1, h, wd).transpose(0, 1).reshape(ctx.x_shape)
+        return token, grad_x, None, None, None
 
 
-def weighted_sum(weights: Tensor, xs: Sequence[Tensor]) -> Tensor:
-    """``sum_k weights[k] * xs[k]``, one batched op (see :class:`WeightedSum`)."""
-    return WeightedSum.apply(weights, *xs)
+class _NodeOutput(torch.autograd.Function):
+    """A node's output ``main + residual``, computed straight into its buffer row (no copy),
+    extending the token chain like :class:`_Write`. Backward adds what the stage's
+    aggregates send back (one matrix-vector product) to the gradient from the output's
+    other uses (reduce blocks into later stages)."""
+
+    @staticmethod
+    def forward(ctx, token: Tensor, main: Tensor, residual: Tensor,  # noqa: D102
+                state: _StageState, slot: int) -> tuple[Tensor, Tensor]:
+        ctx.set_materialize_grads(False)
+        row = state.row(slot, main.shape)
+        torch.add(main, residual, out=row)
+        ctx.state, ctx.slot = state, slot
+        return row, token.new_empty(0)
+
+    @staticmethod
+    def backward(ctx, grad_x: Tensor | None, token: Tensor | None  # noqa: D102
+                 ) -> tuple[Tensor | None, ...]:
+        state, slot = ctx.state, ctx.slot
+        state.check()
+        first = state.row_after[slot]
+        grad = grad_x
+        if state.grad_agg is not None and first < len(state.weights):
+            w = state.weights[first:, slot].unsqueeze(0)
+            agg = state.grad_agg[first:]
+            if grad_x is None:
+                grad = (w @ agg).view(state.shape)
+            else:
+                grad = torch.addmm(grad_x.reshape(1, -1), w, agg).view(state.shape)
+        if token is None:
+            token = state.buf.new_empty(0)
+        return token, grad, grad, None, None
+
+
+class _Aggregate(torch.autograd.Function):
+    """A node's aggregate ``sum_s weights[row, s] * buf[s]`` over the slots before it: one
+    matrix-vector product. ``token`` (the chain after the last slot it reads) orders the
+    backward; backward stores dC/d aggregate in ``grad_agg`` and the row's weight gradient."""
+
+    @staticmethod
+    def forward(ctx, token: Tensor, state: _StageState, row: int, count: int) -> Tensor:  # noqa: D102
+        ctx.state, ctx.row, ctx.count = state, row, count
+        if count == 0:
+            return state.buf.new_zeros(state.shape)
+        return (state.weights[row, :count] @ state.buf[:count]).view(state.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:  # noqa: D102
+        state, row, count = ctx.state, ctx.row, ctx.count
+        state.check()
+        if count:
+            g = grad.reshape(-1)
+            state.take_grad_agg()[row].copy_(g)
+            if state.need_w:
+                state.take_grad_w()[row, :count] = state.buf[:count] @ g
+        return grad.new_empty(0), None, None, None
 
 
 class DAGNode(nn.Module):
@@ -95,7 +268,12 @@ class DAGNode(nn.Module):
         self.residual = nn.Conv2d(channels, channels, 1, bias=False)
 
     def forward(self, a: Tensor) -> Tensor:
-        return self.bn(self.conv(F.relu(a))) + self.residual(a)
+        main, residual = self.branches(a)
+        return main + residual
+
+    def branches(self, a: Tensor) -> tuple[Tensor, Tensor]:
+        """The two summands of the node output: ``BN(Conv3x3(ReLU(a)))`` and ``Conv1x1(a)``."""
+        return self.bn(self.conv(F.relu(a))), self.residual(a)
 
 
 class DAGNetwork(nn.Module):
@@ -141,6 +319,7 @@ class DAGNetwork(nn.Module):
         self.register_buffer("node_alive", torch.ones(n, dtype=torch.bool))
         self._plan_key: Any = None
         self._plan: Any = None
+        self._storage = [_StageStorage() for _ in self.channels]
 
     # ---- structure -------------------------------------------------------------------
     def stage_members(self, stage: int) -> list[int]:
@@ -152,8 +331,9 @@ class DAGNetwork(nn.Module):
 
     def _get_plan(self) -> dict[str, Any]:
         """Which sources each alive node reads, and which nodes each stage reduces."""
+        device = self.edge_weight.device
         key = (self.edge_mask._version, self.node_alive._version, self.edge_mask.data_ptr(),
-               self.node_alive.data_ptr())
+               self.node_alive.data_ptr(), device, self.edge_weight.dtype)
         if key == self._plan_key:
             return self._plan
         mask = (self.edge_mask & self.node_alive[:, None] & self.node_alive[None, :]).cpu()
@@ -170,55 +350,113 @@ class DAGNetwork(nn.Module):
                 if used:
                     reduce_src[(a, b)] = used
         self._plan = {"sources": sources, "reduce": reduce_src,
-                      "index": {(i, j): k for i, src in sources.items()
-                                for k, j in enumerate(src)}}
+                      "stages": [self._stage_plan(b, sources, reduce_src, mask, device)
+                                 for b in range(len(self.channels))]}
         self._plan_key = key
         return self._plan
 
+    def _stage_plan(self, b: int, sources: dict[int, list[int]],
+                    reduce_src: dict[tuple[int, int], list[int]], mask: Tensor,
+                    device: torch.device) -> dict[str, Any]:
+        """Stage b's buffer layout for the batched aggregate: *slots* (the node outputs the
+        stage reads, in node order: the used outputs of earlier stages, then its own alive
+        nodes) and *consumers* (its nodes that aggregate), with the (consumers, slots) edge
+        mask; node i reads the slots before its own (all earlier nodes)."""
+        slots = [self.stage_members(a)[k] for a in range(b) for k in reduce_src.get((a, b), [])]
+        consumers = [i for i in self.stage_members(b) if i in sources]
+        slots += [i for i in self.stage_members(b) if i == 0 or i in sources]
+        row_after = [bisect.bisect_right(consumers, j) for j in slots]
+        rows = torch.tensor(consumers, dtype=torch.long)
+        cols = torch.tensor(slots, dtype=torch.long)
+        edges = mask[rows[:, None], cols[None, :]] if consumers and slots else \
+            torch.zeros(len(consumers), len(slots), dtype=torch.bool)
+        return {"slots": slots, "consumers": consumers, "row_after": row_after,
+                "slot_of": {j: s for s, j in enumerate(slots)},
+                "rows": rows.to(device), "cols": cols.to(device),
+                "mask": edges.to(device=device, dtype=self.edge_weight.dtype)}
+
     # ---- forward -------------------------------------------------------------------
-    def _reduce(self, a: int, b: int, xs: list[Tensor], used: list[int]) -> list[Tensor]:
+    def _reduce(self, a: int, b: int, xs: list[Tensor], used: list[int]) -> Tensor:
         """The stage-a outputs ``xs`` (already filtered to ``used``) in stage b, one grouped
-        op: ReLU -> AvgPool(2**(b-a)) -> per-node Conv1x1."""
+        op: ReLU -> AvgPool(2**(b-a)) -> per-node Conv1x1; ``(B, len(used) * C_b, H_b,
+        W_b)``, node after node along the channels."""
         k, c_b, c_a = len(used), self.channels[b], self.channels[a]
         h = F.avg_pool2d(F.relu(torch.cat(xs, 1)), 2 ** (b - a))
         w = self.reduce[f"{a}_{b}"][used].reshape(k * c_b, c_a, 1, 1)
-        out = F.conv2d(h, w, groups=k)
-        return list(out.split(c_b, 1))
+        return F.conv2d(h, w, groups=k)
 
     def forward(self, x: Tensor) -> Tensor:
         plan = self._get_plan()
         t = self.edge_weight.tanh()
         out: dict[int, Tensor] = {0: self.stem(x)}
-        # rep[b][j]: node j's output as seen by stage b
-        rep: list[dict[int, Tensor]] = [dict() for _ in self.channels]
-        rep[0][0] = out[0]
         size0 = out[0].shape[-2:]
         for b in range(len(self.channels)):
-            for a in range(b):
-                used = plan["reduce"].get((a, b))
-                if used:
-                    members = self.stage_members(a)
-                    reduced = self._reduce(a, b, [out[members[k]] for k in used], used)
-                    rep[b].update({members[k]: r for k, r in zip(used, reduced)})
-            for i in self.stage_members(b):
-                if i == 0 or i not in plan["sources"]:
-                    continue
-                src = plan["sources"][i]
-                if not src:
-                    h, w = size0[0] >> b, size0[1] >> b  # what AvgPool(2**b) gives
-                    agg = x.new_zeros(x.shape[0], self.channels[b], h, w)
-                elif self.aggregate == "batched":
-                    agg = weighted_sum(t[i, src], [rep[b][j] for j in src])
-                else:
-                    agg = t[i, src[0]] * rep[b][src[0]]
-                    for j in src[1:]:
-                        agg = agg + t[i, j] * rep[b][j]
-                out[i] = self.nodes[i - 1](agg)
-                rep[b][i] = out[i]
+            shape = (x.shape[0], self.channels[b], size0[0] >> b, size0[1] >> b)
+            if self.aggregate == "batched":
+                self._stage_batched(b, plan, t, out, shape)
+            else:
+                self._stage_loop(b, plan, t, out, shape)
         last = out.get(self.n - 1)
         if last is None:  # the output node is dead: no path carries information
             last = x.new_zeros(x.shape[0], self.channels[-1], 1, 1)
         return self.head(F.adaptive_avg_pool2d(last, 1).flatten(1))
+
+    def _stage_batched(self, b: int, plan: dict[str, Any], t: Tensor, out: dict[int, Tensor],
+                       shape: tuple[int, ...]) -> None:
+        """Stage b with one matrix-vector product per node aggregate: every output the stage
+        reads is copied once into a row of a per-forward buffer (:class:`_StageState`)."""
+        stage = plan["stages"][b]
+        consumers = stage["consumers"]
+        if not consumers:
+            return
+        weights = t[stage["rows"][:, None], stage["cols"][None, :]] * stage["mask"]
+        state = _StageState(weights, len(stage["slots"]), shape, stage["row_after"], out[0],
+                            self._storage[b])
+        token = _Start.apply(weights, state)
+        slot = 0
+        for a in range(b):
+            used = plan["reduce"].get((a, b))
+            if used:
+                members = self.stage_members(a)
+                reduced = self._reduce(a, b, [out[members[k]] for k in used], used)
+                token = _Write.apply(token, reduced, state, slot, len(used))
+                slot += len(used)
+        n_rows = len(consumers)
+        for row, i in enumerate(consumers):
+            while stage["slots"][slot] != i:  # node 0: written, never aggregated
+                token = _Write.apply(token, out[stage["slots"][slot]], state, slot, 1)
+                slot += 1
+            agg = _Aggregate.apply(token, state, row, slot)
+            if row + 1 < n_rows:  # the output goes straight into its buffer row
+                main, residual = self.nodes[i - 1].branches(agg)
+                out[i], token = _NodeOutput.apply(token, main, residual, state, slot)
+            else:  # the stage's last node is read by no aggregate
+                out[i] = self.nodes[i - 1](agg)
+            slot += 1
+
+    def _stage_loop(self, b: int, plan: dict[str, Any], t: Tensor, out: dict[int, Tensor],
+                    shape: tuple[int, ...]) -> None:
+        """Stage b with one multiply-add per edge (the reference the batched stage is tested
+        and timed against)."""
+        rep: dict[int, Tensor] = {j: out[j] for j in self.stage_members(b) if j in out}
+        for a in range(b):
+            used = plan["reduce"].get((a, b))
+            if used:
+                members = self.stage_members(a)
+                reduced = self._reduce(a, b, [out[members[k]] for k in used], used)
+                rep.update({members[k]: r for k, r in
+                            zip(used, reduced.split(self.channels[b], 1))})
+        for i in self.stage_members(b):
+            if i == 0 or i not in plan["sources"]:
+                continue
+            src = plan["sources"][i]
+            if not src:
+                agg = out[0].new_zeros(shape)
+            else:
+                agg = t[i, src[0]] * rep[src[0]]
+                for j in src[1:]:
+                    agg = agg + t[i, j] * rep[j]
+            out[i] = rep[i] = self.nodes[i - 1](agg)
 
     def extra_loss(self) -> Tensor:
         """``l1_lambda * sum |tanh w_e|`` over the present edges (the resource loss)."""
