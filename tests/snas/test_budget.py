@@ -37,15 +37,23 @@ def weights_model() -> CostModel:
 # Cost model
 
 
-def test_kept_count_is_the_kernels_rule():
-    from trainables.kernels._topk import kept_count as kernels_kept_count
+@pytest.mark.parametrize("kernel", ["random", "dnw", "edge_popup", "set"])
+def test_cost_model_predicts_what_a_trained_network_keeps(kernel):
+    import torch
 
-    rng = random.Random(0)
-    for _ in range(2000):
-        n = rng.randint(1, 5000)
-        d = rng.choice([rng.random() or 1.0, 0.5, 1.0, 1e-6, (2 * rng.randint(0, n) + 1) / (2 * n)])
-        d = min(1.0, max(1e-9, d))
-        assert kept_count(d, n) == kernels_kept_count(d, n)
+    from snas.config import load_space
+    from trainables.kernels import make_kernel
+    from trainables.models import build_model, maskable_layers
+
+    space = load_space(DIGITS, ["model.width=32", f"kernel.name={kernel}"])
+    rng = random.Random(kernel)
+    model_cost = weights_model()
+    for _ in range(5):
+        density = [rng.choice([rng.uniform(0.001, 1.0), 0.5, 1.0, 1e-4]) for _ in NUMEL]
+        model = build_model(space.model, make_kernel(space.kernel), (1, 8, 8), 10, density,
+                            torch.Generator().manual_seed(0))
+        active = sum(layer.active_weights for _, layer in maskable_layers(model))
+        assert active == model_cost.cost(density)
 
 
 def test_cost_counts_exact_kept_weights_and_flops():

@@ -184,7 +184,10 @@ class MaskedLayer(nn.Module):
         if self.training or not self.kernel.cacheable:
             self._cached_eff = None
             eff = self.kernel.effective_weight(self)
-            if self.training and self.track_gradient and eff.requires_grad:
+            # Under no_grad a kernel may hand back the weight Parameter itself: keeping it
+            # would register ``_eff`` as a parameter of the module.
+            if (self.training and self.track_gradient and torch.is_grad_enabled()
+                    and eff.requires_grad and not isinstance(eff, nn.Parameter)):
                 eff.retain_grad()
                 self._eff = eff
             return eff
