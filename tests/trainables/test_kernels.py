@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -300,7 +301,7 @@ def test_incremental_topk_float_mask_and_changed_indices():
             flipped = (previous != expected).nonzero().squeeze(1)
             assert torch.equal(sel.changed.sort().values, flipped)
         previous = expected.clone()
-    assert sel.hits > 0 and sel.rebuilds > 1  # both paths ran
+    assert sel.hits > 0 and sel.rebuilds + sel.repairs > 1  # the slow paths ran too
 
 
 def test_incremental_topk_negative_values_and_outside_edits():
@@ -342,7 +343,7 @@ def test_reused_effective_weight_stays_exact(name):
         if step == 50:
             layer.load_state_dict(linear(name, 0.4, shape=(40, 50), seed=7).state_dict())
     assert len(storages) <= 2  # the storage is reused, not reallocated every step
-    assert layer.selector.hits > 0 and layer.selector.rebuilds > 1
+    assert layer.selector.hits > 0 and layer.selector.rebuilds + layer.selector.repairs > 1
 
 
 @pytest.mark.parametrize("name", ["dnw", "edge_popup"])
@@ -415,8 +416,10 @@ def test_incremental_topk_host_and_torch_paths_agree_with_reference(host_rank, d
             assert torch.equal(mask, expected)
             assert torch.equal(sel.float_mask, expected.to(dtype))
             assert sel._host == host_rank
-    assert by_abs.hits > 0 and by_abs.rebuilds > 1
-    assert by_value.hits > 0 and by_value.rebuilds > 1
+    for sel in (by_abs, by_value):
+        assert sel.hits > 0 and sel.rebuilds + sel.repairs > 1
+        if not host_rank:
+            assert sel.repairs == 0  # repairs are a CPU (NumPy) path
 
 
 def test_incremental_topk_abs_check_catches_small_entries_growing_past_the_threshold():
@@ -470,3 +473,133 @@ def test_a_no_grad_forward_in_train_mode_leaves_training_intact(kernel):
     assert "_eff" not in names
     layer(x).sum().backward()
     assert layer.masked_gradient() is not None
+
+
+# ---- band repairs (CPU): entries that cross the band's edges join it without a rebuild ------
+
+
+def _drive_selector(sel, values, k, steps, gen, absolute, check_changed=True):
+    """Drift ``values`` for ``steps`` calls with forced crossings, comparing every mask (and
+    the float copy and ``changed``) with the reference sort."""
+    n = values.numel()
+    previous = None
+    for step in range(steps):
+        values = values + 0.002 * torch.randn(n, generator=gen, dtype=values.dtype)
+        magnitude = values.abs() if absolute else values
+        kth = float(magnitude.kthvalue(n - k + 1).values)
+        if step % 3 == 1:  # a few kept entries fall just below the k-th value, a few
+            order = magnitude.argsort(descending=True)  # pruned ones rise just above it
+            drop, rise = order[:5], order[-5:]
+            values[drop] = torch.sign(values[drop]) * (abs(kth) * 0.999) if absolute else kth - 1e-3
+            values[rise] = kth * 1.001 + 1e-4 if absolute else kth + 1e-3
+        if step % 7 == 3:  # exact ties at the k-th value
+            idx = torch.randint(0, n, (20,), generator=gen)
+            values[idx] = kth
+        if absolute and step % 5 == 4:  # sign flips: magnitudes unchanged
+            values[: n // 10] = -values[: n // 10]
+        if step % 11 == 10:  # a big jump of the threshold: everything scales
+            values = values * 1.3
+        mask = sel.select_abs(values) if absolute else sel.select(values)
+        expected = reference_topk_mask(values.abs() if absolute else values, k)
+        assert torch.equal(mask, expected), step
+        assert torch.equal(sel.float_mask, expected.reshape(-1).to(values.dtype)), step
+        if check_changed and previous is not None and sel.changed is not None:
+            flipped = (previous != expected).nonzero().squeeze(1)
+            assert torch.equal(sel.changed.sort().values, flipped), step
+        previous = expected.clone()
+    return values
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_incremental_topk_repairs_stay_exact_under_forced_crossings(absolute, dtype):
+    """Randomised drift with entries pushed across the band's edges, ties at the k-th value,
+    sign flips and threshold jumps: every step equals the reference sort, and the repair path
+    (not only rebuilds) ran."""
+    gen = torch.Generator().manual_seed(21)
+    for trial in range(3):
+        n = int(torch.randint(3000, 9000, (1,), generator=gen))
+        k = int(torch.randint(1, n, (1,), generator=gen))
+        values = torch.randn(n, generator=gen, dtype=dtype) * 0.05
+        if not absolute:
+            values = values - 0.2  # mostly negative: no magnitude shortcut
+        sel = IncrementalTopK(k, n)
+        _drive_selector(sel, values, k, 40, gen, absolute)
+        assert sel.hits > 0 and sel.repairs > 0
+
+
+def test_incremental_topk_repair_declines_when_the_threshold_jumps():
+    """A jump far outside the band cannot be repaired: the selector rebuilds, exactly."""
+    gen = torch.Generator().manual_seed(4)
+    values = torch.randn(5000, generator=gen)
+    sel = IncrementalTopK(2000, 5000)
+    for _ in range(5):
+        values = values + 0.001 * torch.randn(5000, generator=gen)
+        sel.select_abs(values)
+    rebuilds = sel.rebuilds
+    values = values.clone()
+    values[:3000] *= 10.0  # the k-th magnitude moves far out of the band
+    assert torch.equal(sel.select_abs(values), reference_topk_mask(values.abs(), 2000))
+    assert sel.rebuilds == rebuilds + 1
+
+
+def test_incremental_topk_constant_and_nan_inputs_after_repairs():
+    """After repairs, a constant tensor (all ties: lower index first) and a tensor with a NaN
+    (repairs decline; the reference sort ranks NaN first) still give the reference mask;
+    finite values afterwards recover."""
+    gen = torch.Generator().manual_seed(8)
+    values = torch.randn(4000, generator=gen)
+    sel = IncrementalTopK(1500, 4000)
+    values = _drive_selector(sel, values, 1500, 15, gen, absolute=True)
+    assert sel.repairs > 0
+    constant = torch.full((4000,), 0.25)
+    assert torch.equal(sel.select_abs(constant), reference_topk_mask(constant, 1500))
+    assert torch.equal(sel.select_abs(-constant), reference_topk_mask(constant, 1500))
+    nan = values.clone()
+    nan[7] = float("nan")
+    repairs = sel.repairs
+    assert torch.equal(sel.select_abs(nan), reference_topk_mask(nan.abs(), 1500))
+    assert sel.repairs == repairs
+    assert torch.equal(IncrementalTopK(1500, 4000).select(nan), reference_topk_mask(nan, 1500))
+    _drive_selector(sel, values, 1500, 10, gen, absolute=True)
+
+
+def test_incremental_topk_torch_rebuild_path_with_repairs_agrees():
+    """Tensors above ``host_pass_limit`` rebuild with torch ops (and do not repair); below it,
+    NumPy rebuilds and repairs. Both give the reference mask on the same drifting values."""
+    gen = torch.Generator().manual_seed(9)
+    values = torch.randn(6000, generator=gen)
+    big = IncrementalTopK(2500, 6000)
+    big.host_pass_limit = 0
+    small = IncrementalTopK(2500, 6000)
+    state = gen.get_state()
+    _drive_selector(big, values, 2500, 30, gen, absolute=True)
+    gen.set_state(state)
+    _drive_selector(small, values, 2500, 30, gen, absolute=True)
+    assert big.repairs == 0 and big.rebuilds > 1 and small.repairs > 0
+
+
+def test_choose_host_breaks_ties_by_index_in_any_order():
+    from trainables.kernels._topk import _choose_host
+
+    values = np.array([3.0, 1.0, 2.0, 2.0, 2.0, 0.5], dtype=np.float32)
+    index = np.array([50, 10, 40, 20, 30, 0])
+    chosen, c_in, _ = _choose_host(values, 3, True, index)
+    # 3.0 wins, then two of the 2.0 ties: the ones with the lowest flat indices (20, 30)
+    assert chosen.tolist() == [True, False, False, True, True, False] and c_in == 2.0
+    chosen, _, _ = _choose_host(values, 3)  # no index: lower positions win
+    assert chosen.tolist() == [True, False, True, True, False, False]
+
+
+def test_select_abs_scratch_is_only_a_temporary():
+    """A caller's scratch buffer (DNW's effective-weight storage) changes nothing in the
+    result; a mismatched one is ignored."""
+    gen = torch.Generator().manual_seed(10)
+    values = torch.randn(40, 50, generator=gen)
+    a, b = IncrementalTopK(700, 2000), IncrementalTopK(700, 2000)
+    for step in range(30):
+        values = values + 0.01 * torch.randn(40, 50, generator=gen)
+        scratch = torch.full((40, 50), float("nan")) if step % 2 else torch.empty(7)
+        expected = reference_topk_mask(values.abs(), 700)
+        assert torch.equal(a.select_abs(values, scratch=scratch), expected)
+        assert torch.equal(b.select_abs(values), expected)

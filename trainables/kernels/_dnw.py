@@ -9,6 +9,8 @@ weight. Biases and BatchNorm are dense and train normally.
 Speed: the mask comes from the layer's :class:`~trainables.kernels._topk.IncrementalTopK`
 (``|w|`` written into the selector's buffer, no allocation), the effective weight is
 ``w * float_mask`` written into reused storage (:class:`~trainables.kernels._base.EffBuffer`).
+The selector's bound check writes its temporary into that same storage just before
+``w * float_mask`` overwrites it, so the step touches one weight-sized buffer fewer.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ class DNWKernel(MaskKernel):
         if not layer.training:
             return layer.weight * float_mask(layer)
         weight = layer.weight
-        selector = update_topk_mask(layer, weight)
         buffer = eff_buffer(layer)
-        buffer.take(weight, torch.is_grad_enabled() and weight.requires_grad)
+        out, _ = buffer.take(weight, torch.is_grad_enabled() and weight.requires_grad)
+        selector = topk_selector(layer)  # its check may use the storage before w * m does
+        layer.mask = selector.select_abs(weight, scratch=out)
         return _StraightThroughMask.apply(weight, selector.float_mask.view(weight.shape), buffer)
