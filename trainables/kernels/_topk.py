@@ -588,15 +588,21 @@ class IncrementalTopK:
             self._mask.index_put_((cand,), chosen)
             above.index_put_((cand,), chosen.to(above.dtype))
         self._cand, self._chosen = cand, chosen
+        self._adopt_split(n_above, n_ge, scale, c_in, delta, cand.numel())
+        return True
+
+    def _adopt_split(self, n_above: int, n_ge: int, scale: float, c_in: float, delta: float,
+                     n_band: int) -> None:
+        """Record a fresh split's counts, bias scale K and threshold, and aim the next
+        band at about ``band_target`` entries."""
         self._n_above, self._n_below = n_above, self.numel - n_ge
         self._scale = scale
+        self._half_width = delta
         self.threshold = c_in
-        n_band = cand.numel()
-        if delta > 0 and n_band > 0:  # aim the next band at about band_target entries
+        if delta > 0 and n_band > 0:
             self.delta = delta * min(4.0, max(0.25, self.band_target / n_band))
         else:
             self.delta = max(abs(c_in) * 1e-3, 1e-12)
-        return True
 
     def _split_host(self, flat: Tensor) -> bool:
         """:meth:`_split` in NumPy passes (CPU tensors up to :attr:`host_pass_limit`)."""
@@ -637,15 +643,7 @@ class IncrementalTopK:
         self._maskf_np[picked] = 1.0
         torch.autograd.graph.increment_version([self._mask, self._maskf])
         self._cand_np, self._cand, self._chosen = cand_np, torch.from_numpy(cand_np), chosen
-        self._n_above, self._n_below = n_above, self.numel - n_ge
-        self._scale = scale
-        self._half_width = delta
-        self.threshold = c_in
-        n_band = cand_np.size
-        if delta > 0 and n_band > 0:  # aim the next band at about band_target entries
-            self.delta = delta * min(4.0, max(0.25, self.band_target / n_band))
-        else:
-            self.delta = max(abs(c_in) * 1e-3, 1e-12)
+        self._adopt_split(n_above, n_ge, scale, c_in, delta, cand_np.size)
         return True
 
     def _band_indices(self, band: Tensor) -> Tensor:
