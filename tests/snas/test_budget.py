@@ -288,3 +288,34 @@ def test_multi_objective_search_stores_and_exports_a_non_dominated_front(
     doc = json.loads(out_file.read_text())
     assert [t["trial_id"] for t in doc["trials"]] == stored
     assert doc["pareto"]["objectives"] == {"val_accuracy": "max", "active_weights": "min"}
+
+
+@pytest.mark.parametrize("override, message", [
+    ("budget.max_fraction=0", "budget.max_fraction must be a number in (0.0, 1.0], got 0"),
+    ("budget.max_fraction=1.2", "budget.max_fraction must be a number in (0.0, 1.0], got 1.2"),
+    ("budget.resource=params", "budget.resource must be one of 'weights', 'flops', got "
+                               "'params'"),
+    ("search.sampler=cmaes", "search.sampler must be one of 'tpe', 'random', 'qmc', 'nsga2', "
+                             "got 'cmaes'"),
+])
+def test_bad_budget_settings_are_one_line_errors(tmp_path, capsys, override, message):
+    url = f"sqlite:///{tmp_path}/r.db"
+    code = main(["search", DIGITS, "--name", "bad", "--store", url, "--storage-path",
+                 str(tmp_path / "exp"), "--set", override])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err
+    assert not (tmp_path / "exp").exists()
+
+
+def test_pareto_export_without_finished_trials_is_a_one_line_error(tmp_path, capsys):
+    url = f"sqlite:///{tmp_path}/r.db"
+    store = ResultsStore(url)
+    store.create_search("young", "", {}, "optuna", 4, str(tmp_path), {"layers": []})
+    store.upsert_trial("young", "t1", density=[0.5], status="running")
+    before = store.trials("young")
+    out = tmp_path / "front.json"
+    code = main(["export", "young", "--pareto", "--out", str(out), "--store", url])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "has no Pareto front yet: no trial has trained every epoch" in err
+    assert not out.exists() and store.trials("young") == before
