@@ -491,10 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--store", metavar="URL", help=store_help)
     show.set_defaults(func=cmd_show)
 
-    export = sub.add_parser("export", help="write the best density vectors as JSON",
-                            description="Export the top trials of a search: density vector "
-                            "with layer names and shapes, accuracy, active weights, EGF and "
-                            "checkpoint path. `snas train SPACE --from-export FILE` retrains one.")
+    export = sub.add_parser("export", help="write the best density vectors (or the Pareto "
+                            "front) as JSON, or the best network as a sparse model",
+                            description="Export the top trials of a search (or its Pareto "
+                            "front with --pareto): density vector with layer names and shapes, "
+                            "accuracy, active weights and FLOPs, EGF and checkpoint path. `snas "
+                            "train SPACE --from-export FILE` retrains one. With --model, write "
+                            "a trained network as a sparse model instead.")
     export.add_argument("name", help="search name (see snas list)")
     export.add_argument("--top", type=int, default=5, help="how many trials (default 5)")
     export.add_argument("--out", metavar="FILE", help="output file (default: standard output)")
