@@ -310,33 +310,22 @@ def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
     return searcher, scheduler, {"space": space.to_dict()}
 
 
-def model_layers(space: SpaceConfig) -> list[Any]:
-    """The maskable layers (name, shape, fan-in) of the space's model, built on CPU."""
-    return _build_cpu_model(space)[1]
-
-
 def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
     """The search's layer table, in density-vector order: ``name``, ``shape`` and
-    ``positions`` (output positions per example, what a weight costs in FLOPs)."""
-    from trainables.models import output_positions
-
-    model, specs, input_shape = _build_cpu_model(space)
-    positions = output_positions(model, input_shape)
-    return [{"name": spec.name, "shape": list(spec.shape), "positions": p}
-            for spec, p in zip(specs, positions, strict=True)]
-
-
-def _build_cpu_model(space: SpaceConfig) -> tuple[Any, list[Any], tuple[int, ...]]:
+    ``positions`` (output positions per example, what a weight costs in FLOPs), from the
+    space's model built on CPU."""
     import torch
 
     from trainables.data import load_dataset
     from trainables.kernels import make_kernel
-    from trainables.models import build_model, layer_specs
+    from trainables.models import build_model, layer_specs, output_positions
 
     data = load_dataset(space.dataset, "cpu")
     model = build_model(space.model, make_kernel(space.kernel), data.input_shape,
                         data.num_classes, 1.0, torch.Generator().manual_seed(0))
-    return model, layer_specs(model), data.input_shape
+    positions = output_positions(model, data.input_shape)
+    return [{"name": spec.name, "shape": list(spec.shape), "positions": p}
+            for spec, p in zip(layer_specs(model), positions, strict=True)]
 
 
 def init_ray(address: str | None) -> None:
@@ -506,4 +495,4 @@ def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",
-           "fit_tuner", "model_layers", "resume_search", "run_search"]
+           "fit_tuner", "layer_table", "resume_search", "run_search"]
