@@ -324,6 +324,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"search {args.name} ({record['status']}, {record['searcher']} searcher, "
               f"{len(ranked)}/{record['num_samples']} trials), ranked by {metric}")
         print(trials_table(ranked, metric, baseline))
+        if record["params"].get("multi_objective"):
+            _print_pareto(store, args.name)
     elif args.format == "csv":
         frame = store.trials_frame(args.name)
         frame = frame.drop(columns=[c for c in ("config",) if c in frame.columns])

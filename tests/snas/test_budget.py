@@ -288,6 +288,11 @@ def test_multi_objective_search_stores_and_exports_a_non_dominated_front(
     doc = json.loads(out_file.read_text())
     assert [t["trial_id"] for t in doc["trials"]] == stored
     assert doc["pareto"]["objectives"] == {"val_accuracy": "max", "active_weights": "min"}
+    capsys.readouterr()
+    assert main(["show", "pareto", "--store", store.url]) == 0
+    shown = capsys.readouterr().out
+    assert f"Pareto front ({len(stored)} trials" in shown
+    assert all(trial_id in shown.split("Pareto front")[1] for trial_id in stored)
 
 
 @pytest.mark.parametrize("override, message", [
