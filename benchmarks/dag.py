@@ -19,7 +19,7 @@ import argparse
 import json
 
 import torch
-from _timing import time_interleaved
+from _timing import add_timing_arguments, apply_threads, time_interleaved
 
 from snas.config import DAGOptions, KernelConfig
 from trainables.kernels import make_kernel
@@ -41,13 +41,9 @@ def main() -> None:
     parser.add_argument("--channels", type=int, default=4)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--size", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true")
+    add_timing_arguments(parser, rounds=5)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     models = {"batched": make("batched", args), "loop": make("loop", args)}
     models["loop"].load_state_dict(models["batched"].state_dict())
     x = torch.randn(args.batch, 3, args.size, args.size)

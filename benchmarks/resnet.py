@@ -15,7 +15,7 @@ import argparse
 import json
 
 import torch
-from _timing import time_interleaved
+from _timing import add_timing_arguments, apply_threads, time_interleaved
 from torch import nn
 
 from snas.config import KernelConfig, ModelConfig, ResNetCifarOptions
@@ -47,13 +47,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--density", type=float, default=0.5)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0,
-                        help="torch intra-op threads (0: torch's default)")
-    parser.add_argument("--json", action="store_true")
+    add_timing_arguments(parser, rounds=5)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     models = {"dense": dense_copy(build("random", 1.0, args.width))}
     for kernel in sorted(KERNELS):
         models[kernel] = build(kernel, args.density, args.width)

@@ -40,7 +40,7 @@ import math
 import time
 
 import torch
-from _timing import time_interleaved
+from _timing import add_timing_arguments, apply_threads, time_interleaved
 
 from snas.config import MLPOptions
 from trainables import sparse_runtime as runtime
@@ -101,17 +101,14 @@ def main() -> None:
     parser.add_argument("--hidden-layers", type=int, default=4)
     parser.add_argument("--densities", default=",".join(str(d) for d in DENSITIES))
     parser.add_argument("--batches", default="1,128")
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1: "
-                        "on a busy machine a multi-threaded CSR product waits for descheduled "
-                        "threads, which swamps batch-1 times; 0 = torch's default)")
+    add_timing_arguments(parser, rounds=7, threads=1, threads_help="torch threads (default "
+                         "1: on a busy machine a multi-threaded CSR product waits for "
+                         "descheduled threads, which swamps batch-1 times; 0 = torch's default)")
     parser.add_argument("--no-masked", action="store_true", help="skip the masked variant")
     parser.add_argument("--sparse-head", action="store_true", help="mask the output layer at "
                         "the same density (default: dense head, see the module docstring)")
-    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     densities = sorted(float(d) for d in args.densities.split(","))
     batches = [int(b) for b in args.batches.split(",")]
     torch.manual_seed(0)

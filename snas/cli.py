@@ -167,7 +167,8 @@ def _check_export_layers(exported: dict[str, Any], specs: Sequence[Any], path: s
 # snas search / resume / list / show / export
 
 
-def _open_store(url: str | None) -> Any:
+def open_store(url: str | None) -> Any:
+    """The results store at ``url`` (default: :func:`snas.store.default_store_url`)."""
     from snas.store import ResultsStore, default_store_url
 
     return ResultsStore(url or default_store_url())
@@ -224,7 +225,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     name = check_search_name(args.name if args.name is not None else _default_name(args.space))
     if args.export:
         check_output_path(args.export, "--export")
-    store = _open_store(args.store)
+    store = open_store(args.store)
     storage = Path(args.storage_path).expanduser().resolve() if args.storage_path else (
         default_storage_path())
     if store.get_search(name) is not None:
@@ -297,7 +298,7 @@ def _print_pareto(store: Any, name: str) -> None:
 def cmd_resume(args: argparse.Namespace) -> int:
     from snas.controller import resume_search
 
-    store = _open_store(args.store)
+    store = open_store(args.store)
     resume_search(args.name, store, args.address, store_url=args.store)
     return _finish(store, args.name, None)
 
@@ -305,7 +306,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from snas.results import searches_table
 
-    store = _open_store(args.store)
+    store = open_store(args.store)
     searches = store.list_searches()
     if not searches:
         print(f"no searches in {store.url}")
@@ -317,7 +318,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from snas.results import ranked_trials, search_record, trials_table
 
-    store = _open_store(args.store)
+    store = open_store(args.store)
     record = search_record(store, args.name)
     ranked, baseline, metric, _ = ranked_trials(store, args.name)
     if args.format == "table":
@@ -337,7 +338,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    store = _open_store(args.store)
+    store = open_store(args.store)
     if args.model:  # the trained network as a sparse model folder
         from trainables.sparse_export import export_summary, export_trial
 
@@ -366,7 +367,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise ConfigError(f"--port must be in [0, 65535], got {args.port}")
-    store = _open_store(args.store)
+    store = open_store(args.store)
     try:
         server = make_server(store, args.host, args.port, verbose=args.verbose)
     except OSError as exc:
@@ -402,11 +403,6 @@ MODULE_COMMANDS: tuple[tuple[str, str], ...] = (
 
 STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
               "SNAS_HOME=~/.snas)")
-
-
-def open_store(url: str | None) -> Any:
-    """The results store at ``url`` (default: :func:`snas.store.default_store_url`)."""
-    return _open_store(url)
 
 
 def _add_module_commands(sub: Any) -> None:
@@ -445,7 +441,6 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--rank", type=int, default=1, help="which exported trial (default 1)")
     train.set_defaults(func=cmd_train)
 
-    store_help = STORE_HELP
     search = sub.add_parser("search", help="search density vectors with Ray Tune",
                             description="Run a density-vector search: the searcher proposes "
                             "vectors, Ray Tune trains them (ASHA stops poor ones early), every "
@@ -457,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "the dense baseline included)")
     search.add_argument("--name", help="search name (default: file name + time); letters, "
                         "digits, '.', '_', '-'")
-    search.add_argument("--store", metavar="URL", help=store_help)
+    search.add_argument("--store", metavar="URL", help=STORE_HELP)
     search.add_argument("--address", help="Ray cluster address (e.g. auto); default: start a "
                         "local Ray")
     search.add_argument("--max-concurrent", type=int, help="override search.max_concurrent")
@@ -479,18 +474,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "finished trials are kept, unfinished ones continue from their "
                             "last checkpoint, the searcher picks up where it was.")
     resume.add_argument("name", help="search name (see snas list)")
-    resume.add_argument("--store", metavar="URL", help=store_help)
+    resume.add_argument("--store", metavar="URL", help=STORE_HELP)
     resume.add_argument("--address", help="Ray cluster address")
     resume.set_defaults(func=cmd_resume)
 
     lister = sub.add_parser("list", help="list searches in the store")
-    lister.add_argument("--store", metavar="URL", help=store_help)
+    lister.add_argument("--store", metavar="URL", help=STORE_HELP)
     lister.set_defaults(func=cmd_list)
 
     show = sub.add_parser("show", help="list a search's trials with density vectors and metrics")
     show.add_argument("name", help="search name (see snas list)")
     show.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    show.add_argument("--store", metavar="URL", help=store_help)
+    show.add_argument("--store", metavar="URL", help=STORE_HELP)
     show.set_defaults(func=cmd_show)
 
     export = sub.add_parser("export", help="write the best density vectors (or the Pareto "
@@ -516,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--rank", type=int, help="with --model: the trial of this rank in "
                         "`snas show` (default 1, the best)")
     export.add_argument("--trial", metavar="ID", help="with --model: the trial with this id")
-    export.add_argument("--store", metavar="URL", help=store_help)
+    export.add_argument("--store", metavar="URL", help=STORE_HELP)
     export.set_defaults(func=cmd_export)
 
     dashboard = sub.add_parser("dashboard", help="serve a read-only web page over the store",
@@ -525,7 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
                                "accuracy vs active weights, per-layer densities, learning "
                                "and EGF curves, wiring graphs. It refreshes every few "
                                "seconds while a search runs.")
-    dashboard.add_argument("--store", metavar="URL", help=store_help)
+    dashboard.add_argument("--store", metavar="URL", help=STORE_HELP)
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on "
                            "(default 127.0.0.1: this machine only)")
     dashboard.add_argument("--port", type=int, default=8050, help="port (default 8050; 0: "

@@ -60,7 +60,8 @@ def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURA
     A trial dominates another when it is at least as good in both objectives and better in
     one. With ``full_fidelity`` only trials that trained every epoch (status ``terminated``)
     compete, since an ASHA-stopped trial's metric is from fewer epochs. Trials without a
-    finite metric or cost are left out; of exact duplicates the first is kept.
+    finite metric or cost are left out; of exact duplicates the one with the smallest trial
+    id is kept, so the front does not depend on the order of ``trials``.
     """
     sign = 1.0 if mode == "max" else -1.0
     points = [t for t in trials
@@ -68,7 +69,8 @@ def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURA
               and (not full_fidelity or t.get("status") == "terminated")]
     # Sweep by cost ascending (better metric first on ties): a point is on the front iff it
     # beats the best metric seen among cheaper-or-equal points.
-    points.sort(key=lambda t: (float(t[cost]), -sign * float(t[metric])))
+    points.sort(key=lambda t: (float(t[cost]), -sign * float(t[metric]),
+                               str(t.get("trial_id", ""))))
     front: list[dict[str, Any]] = []
     best = -math.inf
     for t in points:
@@ -189,7 +191,8 @@ def export_document(store: ResultsStore, name: str, top: int = 5, pareto: bool =
         "baseline": entry(None, baseline) if baseline else None,
     }
     if pareto:
-        front, _, _, cost = search_pareto_front(store, name)
+        cost = cost_metric(record)
+        front = pareto_front(ranked, metric, mode, cost)
         if not front:
             raise SearchError(f"search {name!r} has no Pareto front yet: no trial has trained "
                               "every epoch")
