@@ -21,7 +21,8 @@ import json
 import torch
 from _timing import add_timing_arguments, apply_threads, time_interleaved
 
-from snas.config import DAGOptions, KernelConfig
+from snas.core.catalog import DAGOptions
+from snas.core.config import KernelConfig
 from trainables.kernels import make_kernel
 from trainables.models import configure_densities, layer_specs
 from trainables.models.dag import DAGNetwork

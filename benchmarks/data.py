@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
-from snas.config import DatasetConfig  # noqa: E402
+from snas.core.config import DatasetConfig  # noqa: E402
 from trainables.data import load_dataset  # noqa: E402
 
 BATCH = 128

@@ -22,7 +22,7 @@ import torch
 from _timing import time_interleaved
 from torch import Tensor, nn
 
-from snas.config import EdgePopupKernelOptions, SETKernelOptions
+from snas.core.catalog import EdgePopupKernelOptions, SETKernelOptions
 from trainables.kernels import (
     KERNELS,
     EdgePopupKernel,

@@ -18,7 +18,8 @@ import torch
 from _timing import add_timing_arguments, apply_threads, time_interleaved
 from torch import nn
 
-from snas.config import KernelConfig, ModelConfig, ResNetCifarOptions
+from snas.core.catalog import ResNetCifarOptions
+from snas.core.config import KernelConfig, ModelConfig
 from trainables.kernels import KERNELS, MaskedConv2d, make_kernel
 from trainables.models import build_model, maskable_layers
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_one(scheduler: str, samples: int, epochs: int, concurrent: int, reduction: float,
             workdir: Path) -> dict[str, float]:
-    from snas.config import load_space
+    from snas.core.config import load_space
     from snas.controller import SearchRequest, run_search
     from snas.store import ResultsStore
 

@@ -42,7 +42,7 @@ import time
 import torch
 from _timing import add_timing_arguments, apply_threads, time_interleaved
 
-from snas.config import MLPOptions
+from snas.core.catalog import MLPOptions
 from trainables import sparse_runtime as runtime
 from trainables.kernels import RandomKernel
 from trainables.models import build_model

@@ -1,6 +1,6 @@
 """snas: search for per-layer density vectors of sparse networks on Ray Tune."""
 
-from snas.errors import ConfigError, DataError, SearchError, SnasError, StoreError
+from snas.core.errors import ConfigError, DataError, SearchError, SnasError, StoreError
 
 __version__ = "0.1.0"
 

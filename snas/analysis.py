@@ -31,8 +31,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from snas import metrics as M
-from snas.errors import SearchError
+from snas.core import metrics as M
+from snas.core.errors import SearchError
 
 HELP = "Kendall rank correlation of gradient flow (EGF, gradient norms) with test metrics"
 EPOCH_RULE = ("epoch 1 and epochs ceil(k * E / 10) for k = 1..10 of a trial's E epochs "
@@ -280,7 +280,7 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
 
     import torch
 
-    from snas.config import SpaceConfig
+    from snas.core.config import SpaceConfig
     from trainables.data import load_dataset
     from trainables.training import Trial
     from trainables.tune_trainable import CHECKPOINT_FILE

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from snas import metrics as M
-from snas.errors import ConfigError, SnasError
+from snas.core import metrics as M
+from snas.core.errors import ConfigError, SnasError
 
 EXIT_USAGE = 2
 
@@ -104,7 +104,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from snas.config import load_space
+    from snas.core.config import load_space
 
     overrides = list(args.set or [])
     if args.epochs is not None:
@@ -200,7 +200,7 @@ def _write_export(store: Any, name: str, top: int, out: str, pareto: bool = Fals
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from snas.config import parse_space_text, read_space_text
+    from snas.core.config import parse_space_text, read_space_text
 
     overrides = list(args.set or [])
     for flag, key in (("searcher", "search.searcher"), ("num_samples", "search.num_samples"),
@@ -239,7 +239,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 if space.search.multi_objective else "")
         cap = (f", budget {space.budget.max_fraction:g} of the dense network's "
                f"{space.budget.resource}" if space.budget.max_fraction is not None else "")
-        print(f"snas search {name}: {space.search.searcher} searcher, "
+        print(f"snas search {name}: {space.search.searcher.name} searcher, "
               f"{space.search.num_samples} trials, {space.scheduler.name} scheduler{goal}{cap}, "
               f"store {store.url}", flush=True)
         run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,

@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from snas import metrics as M
-from snas.errors import ConfigError, SearchError
+from snas.core import metrics as M
+from snas.core.errors import ConfigError, SearchError
 
 HELP = "SC-SDC: sparse vs dense networks of the same capacity, Wilcoxon test"
 DESCRIPTION = (
@@ -128,9 +128,10 @@ def factor_keys() -> list[str]:
     """Every ``section.key`` ``--factor`` accepts."""
     import dataclasses
 
-    from snas.config import MODEL_OPTIONS, SECTIONS
+    from snas.core.catalog import MODELS
+    from snas.core.config import SECTIONS
 
-    keys = {f"model.{f.name}" for f in dataclasses.fields(MODEL_OPTIONS["mlp"])}
+    keys = {f"model.{f.name}" for f in dataclasses.fields(MODELS.options("mlp"))}
     keys |= {f"training.{f.name}" for f in dataclasses.fields(SECTIONS["training"])}
     keys |= set(EXTRA_FACTOR_KEYS)
     return sorted(keys - set(RESERVED_KEYS))
@@ -428,7 +429,7 @@ def level_spaces(text: str, source: str, overrides: Sequence[str],
                  levels: Sequence[Mapping[str, str]]) -> list[Any]:
     """The validated space of every level: the file + ``--set`` overrides + the level's
     factor values (a bad value is a ConfigError naming the level)."""
-    from snas.config import parse_space_text
+    from snas.core.config import parse_space_text
 
     spaces = []
     for level in levels:
@@ -448,7 +449,7 @@ def level_spaces(text: str, source: str, overrides: Sequence[str],
 def run(args: argparse.Namespace) -> int:
     """Validate everything, train every pair as Tune trials, print (and write) the report."""
     from snas.cli import absolute_data_root, check_output_path, open_store, write_json_atomic
-    from snas.config import read_space_text
+    from snas.core.config import read_space_text
 
     text = read_space_text(args.space)
     width_items = parse_widths(args.widths)

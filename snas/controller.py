@@ -1,6 +1,6 @@
 """The search controller: a validated search space becomes a Ray Tune run.
 
-Data flow: search-space file -> :class:`~snas.config.SpaceConfig` -> a Tune ``Tuner`` whose
+Data flow: search-space file -> :class:`~snas.core.config.SpaceConfig` -> a Tune ``Tuner`` whose
 search domain is the density vector (one ``[low, high]`` range per maskable layer, keys
 ``d_00``, ``d_01``, ..., or one ``density`` scalar when ``density.uniform``), a searcher from
 :mod:`snas.searchers`, ASHA from the ``scheduler`` section, and the trainable from
@@ -34,11 +34,11 @@ os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 from ray import tune  # noqa: E402
 from ray.tune.schedulers import ASHAScheduler  # noqa: E402
 
-from snas import faults  # noqa: E402
-from snas import metrics as M  # noqa: E402
-from snas.budget import CostModel, DensityBudget, cost_model_from_layers  # noqa: E402
-from snas.config import SpaceConfig, to_dict  # noqa: E402
-from snas.errors import SearchError  # noqa: E402
+from snas.core import faults  # noqa: E402
+from snas.core import metrics as M  # noqa: E402
+from snas.core.budget import CostModel, DensityBudget, cost_model_from_layers  # noqa: E402
+from snas.core.config import SpaceConfig, to_dict  # noqa: E402
+from snas.core.errors import SearchError  # noqa: E402
 from snas.store import ResultsStore  # noqa: E402
 
 SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS,
@@ -296,8 +296,8 @@ def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
     s = space.search
     cost_model, budget = search_budget(space, layers)
     searcher = make_searcher(
-        s.searcher, DensitySpace(names, space.density.low, space.density.high),
-        metric=s.metric, mode=s.mode, seed=s.seed, kappa=s.kappa, sampler=s.sampler,
+        s.searcher.name, DensitySpace(names, space.density.low, space.density.high),
+        metric=s.metric, mode=s.mode, seed=s.seed, options=s.searcher.options,
         dense_baseline=runs_dense_baseline(space, budget), max_concurrent=s.max_concurrent,
         budget=budget, cost_model=cost_model, multi_objective=s.multi_objective)
     if space.scheduler.name == "asha":
@@ -379,7 +379,7 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
               "layers": layers, "store_url": request.store_url, "address": request.address,
               "budget": to_dict(space.budget), "multi_objective": space.search.multi_objective,
               "dense_baseline": runs_dense_baseline(space, budget)}
-    store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher,
+    store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher.name,
                         space.search.num_samples, str(experiment), params)
     faults.point("search_created")
     tuner = _new_tuner(space, layers, request.name,

@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from snas import metrics as M
-from snas.errors import SearchError, SnasError
+from snas.core import metrics as M
+from snas.core.errors import SearchError, SnasError
 from snas.store import ResultsStore
 
 __all__ = ["MAX_DRAWN_EDGES", "DashboardServer", "graph_layout", "make_server"]

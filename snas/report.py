@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from snas import metrics as M
-from snas.errors import ConfigError
+from snas.core import metrics as M
+from snas.core.errors import ConfigError
 
 __all__ = ["FIGURES", "MANIFEST", "NoData", "ReportData", "accuracy_figure",
            "density_heatmap_figure", "egf_figure", "learning_curves_figure", "load_report_data",
@@ -461,7 +461,7 @@ def wiring_graph_figure(graph_json: Mapping[str, Any], statistics: Mapping[str, 
     from matplotlib.collections import LineCollection
     from matplotlib.lines import Line2D
 
-    from trainables.wiring import graph_from_json
+    from snas.core.graphs import graph_from_json
 
     try:
         graph = graph_from_json(dict(graph_json))

@@ -13,8 +13,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from snas import metrics as M
-from snas.errors import ConfigError, SearchError
+from snas.core import metrics as M
+from snas.core.errors import ConfigError, SearchError
 from snas.store import ResultsStore
 
 EXPORT_FORMAT = "snas-export/1"

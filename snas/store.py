@@ -15,7 +15,7 @@ Guarantees:
   writer never blocks readers. Writes take the write lock at BEGIN (``BEGIN IMMEDIATE``)
   so two writers queue on the busy timeout instead of failing on a lock upgrade.
 * Names (search names, trial ids) are bound parameters, never SQL text.
-* Failures are :class:`~snas.errors.StoreError` (or :class:`~snas.errors.SearchError` for a
+* Failures are :class:`~snas.core.errors.StoreError` (or :class:`~snas.core.errors.SearchError` for a
   search that exists / does not exist) with one line naming the URL, password masked.
   Bad arguments from calling code are ``ValueError`` naming the argument.
 * JSON has no NaN or infinity: non-finite floats are stored as null (a diverged loss reads
@@ -41,9 +41,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
-from snas import metrics as M
-from snas import faults
-from snas.errors import SearchError, StoreError
+from snas.core import metrics as M
+from snas.core import faults
+from snas.core.errors import SearchError, StoreError
 
 __all__ = ["SEARCH_STATUSES", "TRIAL_STATUSES", "ResultsStore", "default_store_url"]
 

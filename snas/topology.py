@@ -65,8 +65,8 @@ from typing import Any
 
 import numpy as np
 
-from snas import metrics as M
-from snas.errors import ConfigError, SearchError
+from snas.core import metrics as M
+from snas.core.errors import ConfigError, SearchError
 
 HELP = "topology distances (NNSTD) between trials' masks, SET traces, graph similarity"
 DESCRIPTION = (

@@ -32,8 +32,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from snas.config import SpaceConfig
-from snas.errors import ConfigError
+from snas.core.config import SpaceConfig
+from snas.core.errors import ConfigError
 from trainables.kernels import kept_count, make_kernel
 from trainables.models import LayerSpec, build_model, layer_specs, maskable_layers
 from trainables.tune_trainable import SnasTrainable, density_key

@@ -66,7 +66,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from snas.errors import ConfigError, SearchError
+from snas.core.errors import ConfigError, SearchError
 from trainables import sparse_runtime as runtime
 from trainables.models.mlp import MLP
 
@@ -483,10 +483,10 @@ def export_trial(store: Any, name: str, out: str | os.PathLike, *, rank: int | N
     its last checkpoint to the folder ``out``; checked on the test split.
 
     User errors (unknown search or trial, no checkpoint, a model other than an MLP, an
-    unwritable ``out``) raise :class:`~snas.errors.SnasError` before anything is written.
+    unwritable ``out``) raise :class:`~snas.core.errors.SnasError` before anything is written.
     """
-    from snas import metrics as M
-    from snas.config import SpaceConfig
+    from snas.core import metrics as M
+    from snas.core.config import SpaceConfig
     from trainables.data import load_dataset
     from trainables.kernels import make_kernel
     from trainables.models import build_model

@@ -5,7 +5,7 @@ trainable (one Tune iteration = one call of :meth:`Trial.run_epoch`). It owns al
 that a checkpoint must carry (model with masks and scores, optimizer, LR schedule, RNG
 states, history) and round-trips it through :meth:`state_dict`/:meth:`load_state_dict`.
 
-Per-epoch metrics (names in :mod:`snas.metrics`): train/val loss and accuracy, Effective
+Per-epoch metrics (names in :mod:`snas.core.metrics`): train/val loss and accuracy, Effective
 Gradient Flow ``egf_1``/``egf_2`` (mean over maskable layers of ||dC/dW_eff * mask||_p,
 averaged over the epoch's steps from the gradients each step computed anyway), the classic
 whole-network gradient norms ``grad_norm_1``/``grad_norm_2`` (||concat(all trainable
@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snas import metrics as M
-from snas.config import SpaceConfig, TrainingConfig
+from snas.core import metrics as M
+from snas.core.config import SpaceConfig, TrainingConfig
 from trainables.data import DeviceDataset, load_dataset
 from trainables.kernels import MaskedLayer, MaskKernel, make_kernel
 from trainables.models import build_model, layer_specs, maskable_layers
@@ -67,7 +67,7 @@ def resident_memory_mb() -> float | None:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> cuda when available, else cpu; ``cuda`` without a GPU is an error."""
-    from snas.errors import ConfigError
+    from snas.core.errors import ConfigError
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -6,7 +6,7 @@ Wire format (Ray's ``config`` dict, converted here and nowhere else):
 - density keys from the searcher: ``d_00``, ``d_01``, ... (one per maskable layer, in
   model order) or ``density`` (one scalar for every layer).
 
-Every result carries the epoch's metrics (:mod:`snas.metrics`) plus ``density`` (the vector
+Every result carries the epoch's metrics (:mod:`snas.core.metrics`) plus ``density`` (the vector
 trained) and ``node_id`` (the Ray node that trained it). The final epoch adds
 ``test_accuracy``/``test_loss``. Checkpoints (every epoch, see the controller) hold the whole
 :meth:`Trial.state_dict`: model with masks and scores, optimizer, schedule, RNG states and
@@ -28,9 +28,9 @@ import ray
 import torch
 from ray import tune
 
-from snas import faults
-from snas import metrics as M
-from snas.config import DatasetConfig, SpaceConfig
+from snas.core import faults
+from snas.core import metrics as M
+from snas.core.config import DatasetConfig, SpaceConfig
 from trainables.data import DeviceDataset, load_dataset
 from trainables.models import output_positions
 from trainables.training import Trial, resolve_device

@@ -4,7 +4,7 @@ The controller calls :func:`wiring_record` when a trial ends (finished or stoppe
 ASHA), on the trial's last checkpoint, so every trial gets one whatever ended it.
 
 MLPs: the record has the layer-level summary (active weights per layer, dead neurons
-with no input or no output; :func:`trainables.wiring.mlp_layer_summary`) and the
+with no input or no output; :func:`snas.core.graphs.mlp_layer_summary`) and the
 statistics of the neuron-level graph (one node per neuron, one edge per active weight) when
 it has at most ``max_stat_edges`` edges. The graph itself is stored neuron-level up to
 ``max_graph_edges`` edges; larger networks store the layer-level chain graph (a node per
@@ -17,7 +17,7 @@ the checkpoint: its search space (the checkpoint's ``space`` entry, or for older
 checkpoints Tune's ``params.json`` in the trial folder), density vector and weights. Graph levels: ``channel`` (CNNs: an edge where any weight
 between two channels is active), ``dag`` (DAG nodes and the edges that survive
 thresholding at tau and dead-path removal), ``node`` (neural graphs). The statistics are
-:func:`trainables.wiring.graph_statistics` plus ``nodes_per_stage``/``edges_per_stage``
+:func:`snas.core.graphs.graph_statistics` plus ``nodes_per_stage``/``edges_per_stage``
 (an edge counts in its target's stage), the weight counts of the maskable layers
 (``active_weights``, ``total_weights``, ``weight_density``) and, where the model declares
 how many edges were possible, ``edge_density`` (+ per stage; identity shortcuts not
@@ -36,7 +36,7 @@ import networkx as nx
 import torch
 
 from trainables.tune_trainable import CHECKPOINT_FILE, masks_from_checkpoint
-from trainables.wiring import (
+from snas.core.graphs import (
     GraphTooLarge,
     graph_statistics,
     graph_to_json,
@@ -68,7 +68,7 @@ def trial_space(checkpoint_dir: str | os.PathLike):
     """The SpaceConfig a trial trained: the checkpoint's ``space`` entry
     (:meth:`Trial.state_dict` writes it), else ``params.json`` of the Tune trial folder
     (older checkpoints; Tune may write it late); ``None`` when neither has one."""
-    from snas.config import SpaceConfig
+    from snas.core.config import SpaceConfig
 
     state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
                        weights_only=False)

@@ -1,6 +1,7 @@
 """Searchers: Ray Tune ``Searcher`` objects that propose density vectors.
 
-``make_searcher(name, space, ...)`` builds one by name from :data:`SEARCHERS`:
+``make_searcher(name, space, ...)`` builds one by name from :data:`SEARCHERS` (the
+registry in :mod:`snas.core.catalog`, where each searcher's options class lives):
 
 - ``random``: seeded uniform sampling (the thesis baseline algorithm);
 - ``bayesopt``: GP + UCB (``kappa``, thesis default 10) on bayesian-optimization 3.x;
@@ -38,12 +39,12 @@ Save and restore
     ``save(path)``/``restore(path)`` keep the RNG state, the observations, the pending
     trials and the baseline flag: a restored searcher continues the exact sequence the
     original would have produced. Restoring a checkpoint of another searcher, space,
-    metric, mode or sampler raises :class:`~snas.errors.SearchError`.
+    metric, mode or sampler raises :class:`~snas.core.errors.SearchError`.
 
 Budgets and two objectives
-    ``budget=`` (a :class:`~snas.budget.DensityBudget`) caps every suggestion's cost: a
+    ``budget=`` (a :class:`~snas.core.budget.DensityBudget`) caps every suggestion's cost: a
     suggestion over the cap is projected onto it (the nearest vector within the cap, see
-    :mod:`snas.budget`) before Tune sees it, so no trial trains over the budget, and the
+    :mod:`snas.core.budget`) before Tune sees it, so no trial trains over the budget, and the
     learner hears the score of the vector that trained. The dense baseline must fit.
     ``multi_objective=True`` (``optuna``, ``random``) also minimises the cost fraction
     given by ``cost_model``: Optuna runs a two-direction study.
@@ -53,63 +54,39 @@ Budgets and two objectives
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from typing import Any
 
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from snas.budget import CostModel, DensityBudget
-from snas.errors import ConfigError
+from snas.core.budget import CostModel, DensityBudget
+from snas.core.catalog import SEARCHERS
+from snas.core.schema import to_dict
 from snas.searchers._base import DensitySearcher, DensitySpace, check_int, is_baseline
 
 
-def _random() -> type[DensitySearcher]:
-    from snas.searchers._random import RandomSearcher
-
-    return RandomSearcher
-
-
-def _bayesopt() -> type[DensitySearcher]:
-    from snas.searchers._bayesopt import BayesOptSearcher
-
-    return BayesOptSearcher
-
-
-def _optuna() -> type[DensitySearcher]:
-    from snas.searchers._optuna import OptunaSearcher
-
-    return OptunaSearcher
-
-
-#: Searcher name -> importer of its class (optional libraries load only when chosen).
-SEARCHERS: dict[str, Callable[[], type[DensitySearcher]]] = {
-    "bayesopt": _bayesopt,
-    "optuna": _optuna,
-    "random": _random,
-}
-
-
 def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, seed: int,
-                  kappa: float = 10.0, sampler: str = "tpe", dense_baseline: bool = True,
+                  options: Any = None, dense_baseline: bool = True,
                   max_concurrent: int | None = None, learn_from_stopped: bool = True,
                   max_t: int | None = None, budget: DensityBudget | None = None,
-                  cost_model: CostModel | None = None, multi_objective: bool = False
-                  ) -> Searcher:
-    """Build searcher ``name`` over ``space``.
+                  cost_model: CostModel | None = None, multi_objective: bool = False,
+                  **option_values: Any) -> Searcher:
+    """Build searcher ``name`` (registered in :data:`SEARCHERS`) over ``space``.
 
-    ``kappa`` is used by ``bayesopt`` and ``sampler`` by ``optuna``; other searchers ignore
-    them. Returns the :class:`DensitySearcher`, wrapped in a ``ConcurrencyLimiter`` when
-    ``max_concurrent`` is given. See the module docstring for the policies.
+    ``options``: the searcher's options dataclass (``space.search.searcher.options``);
+    ``option_values`` (e.g. ``kappa=5``) override its fields. Values of options the chosen
+    searcher does not take are ignored, so callers may pass a superset. Returns the
+    :class:`DensitySearcher`, wrapped in a ``ConcurrencyLimiter`` when ``max_concurrent``
+    is given. See the module docstring for the policies.
     """
-    if name not in SEARCHERS:
-        raise ConfigError(f"unknown searcher {name!r}; choose one of "
-                          f"{', '.join(sorted(SEARCHERS))}")
+    cls = SEARCHERS[name]
     max_concurrent = check_int("max_concurrent", max_concurrent, 1, allow_none=True)
-    cls = SEARCHERS[name]()
-    options = {"kappa": kappa, "sampler": sampler}
+    values = {**(to_dict(options) if options is not None else {}), **option_values}
+    own = {f.name for f in dataclasses.fields(SEARCHERS.options(name))}
     searcher = cls(space, metric=metric, mode=mode, seed=seed, dense_baseline=dense_baseline,
                    learn_from_stopped=learn_from_stopped, max_t=max_t, budget=budget,
                    cost_model=cost_model, multi_objective=multi_objective,
-                   **{key: options[key] for key in cls.OPTIONS})
+                   **{key: value for key, value in values.items() if key in own})
     if max_concurrent is not None:
         return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     return searcher

@@ -29,8 +29,8 @@ from typing import Any, ClassVar
 
 from ray.tune.search import Searcher
 
-from snas.budget import CostModel, DensityBudget
-from snas.errors import ConfigError, SearchError
+from snas.core.budget import CostModel, DensityBudget
+from snas.core.errors import ConfigError, SearchError
 
 _STATE_FORMAT = 1
 
@@ -119,18 +119,17 @@ class DensitySearcher(Searcher):
             ASHA early stop) is learned from, with its last (low-fidelity) metric.
         max_t: the iteration count of a full trial; required when ``learn_from_stopped``
             is False.
-        budget: a :class:`~snas.budget.DensityBudget`: every suggestion over it is
-            projected onto it (:meth:`~snas.budget.DensityBudget.project`) before it is
+        budget: a :class:`~snas.core.budget.DensityBudget`: every suggestion over it is
+            projected onto it (:meth:`~snas.core.budget.DensityBudget.project`) before it is
             handed out, so the trial config, the store and the learner all see the vector
             that trains. The dense baseline must then fit the budget.
-        cost_model: a :class:`~snas.budget.CostModel`, required with ``multi_objective``.
+        cost_model: a :class:`~snas.core.budget.CostModel`, required with ``multi_objective``.
         multi_objective: also minimise the cost (``cost_model.fraction`` of the vector).
             Only searchers with ``MULTI_OBJECTIVE = True`` take it.
     """
 
-    #: The make_searcher options (besides the common ones) this searcher takes.
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
-    #: Whether the searcher can minimise the cost as a second objective.
+    #: Whether the searcher can minimise the cost as a second objective (the catalog's
+    #: ``multi_objective`` entry says the same; a contract test checks they agree).
     MULTI_OBJECTIVE: ClassVar[bool] = False
 
     def __init__(self, space: DensitySpace, *, metric: str, mode: str, seed: int,

@@ -39,7 +39,6 @@ class BayesOptSearcher(DensitySearcher):
         **kwargs: see :class:`~snas.searchers.DensitySearcher`.
     """
 
-    OPTIONS: tuple[str, ...] = ("kappa",)
 
     def __init__(self, space: DensitySpace, *, kappa: float = 10.0, random_steps: int = 5,
                  **kwargs) -> None:

@@ -10,7 +10,7 @@ Samplers (``sampler=``), each seeded: ``tpe`` (default), ``random``, ``qmc`` (sc
 Sobol), ``nsga2`` (genetic; made for multi-objective studies).
 
 ``multi_objective=True``: the study has two directions, maximise the score and minimise the
-cost (the vector's cost as a fraction of the dense network's, :class:`snas.budget.CostModel`,
+cost (the vector's cost as a fraction of the dense network's, :class:`snas.core.budget.CostModel`,
 exact from the densities, so even an early-stopped trial's cost is right). Optuna's samplers
 (``tpe``, ``nsga2``, ``random``, ``qmc``) all handle two objectives. Optuna's ``cmaes`` needs the ``cmaes`` package and ``gp`` imports torch, which the
 searchers must not, so neither is offered.
@@ -25,7 +25,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from ray.tune.search.optuna import OptunaSearch
 
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 from snas.searchers._base import DensitySearcher, DensitySpace
 
 # Optuna logs every study creation at INFO; snas prints its own progress.
@@ -59,7 +59,6 @@ class OptunaSearcher(DensitySearcher):
         **kwargs: see :class:`~snas.searchers.DensitySearcher`.
     """
 
-    OPTIONS: tuple[str, ...] = ("sampler",)
     MULTI_OBJECTIVE = True
 
     def __init__(self, space: DensitySpace, *, sampler: str = "tpe", **kwargs) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from snas import metrics as M
+from snas.core import metrics as M
 from snas.analysis import (
     MEASURES,
     analyze_search,
@@ -17,7 +17,7 @@ from snas.analysis import (
     sampled_epochs,
 )
 from snas.cli import main
-from snas.errors import SearchError
+from snas.core.errors import SearchError
 from snas.store import ResultsStore
 
 MEASURE_NAMES = [m for m, _ in MEASURES]

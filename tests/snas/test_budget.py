@@ -1,4 +1,4 @@
-"""Budgets (snas.budget), budgeted and multi-objective searchers, Pareto fronts.
+"""Budgets (snas.core.budget), budgeted and multi-objective searchers, Pareto fronts.
 
 Unit tests drive the cost model and the searchers directly; the two integration tests run
 real searches on one shared Ray.
@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from snas.budget import CostModel, DensityBudget, kept_count
+from snas.core.budget import CostModel, DensityBudget, kept_count
 from snas.cli import main
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 from snas.results import pareto_front
 from snas.searchers import SEARCHERS, DensitySpace, make_searcher
 from snas.store import ResultsStore
@@ -41,7 +41,7 @@ def weights_model() -> CostModel:
 def test_cost_model_predicts_what_a_trained_network_keeps(kernel):
     import torch
 
-    from snas.config import load_space
+    from snas.core.config import load_space
     from trainables.kernels import make_kernel
     from trainables.models import build_model, maskable_layers
 
@@ -70,7 +70,7 @@ def test_cost_counts_exact_kept_weights_and_flops():
 def test_output_positions_of_a_conv_model():
     import torch
 
-    from snas.config import load_space
+    from snas.core.config import load_space
     from trainables.kernels import make_kernel
     from trainables.models import build_model, layer_specs, output_positions
 
@@ -190,7 +190,7 @@ def test_multi_objective_needs_a_searcher_that_has_it():
 
 
 def main_config(overrides):
-    from snas.config import load_space
+    from snas.core.config import load_space
 
     return load_space(DIGITS, overrides)
 

@@ -21,7 +21,7 @@ from snas.compare import (
     resolve_widths,
     wilcoxon_greater,
 )
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 from snas.store import ResultsStore
 
 ROOT = Path(__file__).parents[2]

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from snas.config import (
+from snas.core.config import (
     SpaceConfig,
     apply_overrides,
     load_space,
     parse_space_text,
 )
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 
 SPACES = sorted((Path(__file__).parents[2] / "search_spaces").glob("*.yaml"))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from snas.errors import SearchError, SnasError, StoreError
+from snas.core.errors import SearchError, SnasError, StoreError
 from snas.store import SEARCH_STATUSES, TRIAL_STATUSES, ResultsStore, default_store_url
 
 NAMES = ["plain", "it's \"quoted\"; DROP TABLE searches;--", "a/b\\c%_*?", "ünïcødé 名前"]

@@ -286,7 +286,7 @@ def test_rbf_similarity_matches_scikit_learn_on_standardised_features():
 @pytest.fixture(scope="module")
 def set_trial_state():
     """A real 3-epoch SET trial on digits (width 16) and its state dict."""
-    from snas.config import load_space
+    from snas.core.config import load_space
     from trainables.training import Trial
 
     space = load_space("search_spaces/mlp_digits.yaml",
@@ -332,7 +332,7 @@ def test_set_trial_keeps_its_mask_after_every_epoch(set_trial_state):
 
 
 def test_kernels_that_keep_their_masks_keep_no_trace():
-    from snas.config import load_space
+    from snas.core.config import load_space
     from trainables.training import Trial
 
     space = load_space("search_spaces/mlp_digits.yaml",

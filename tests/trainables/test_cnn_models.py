@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from snas.config import MODEL_OPTIONS, KernelConfig, ModelConfig
+from snas.core.catalog import MODELS
+from snas.core.config import KernelConfig, ModelConfig
 from trainables.kernels import KERNELS, MaskedConv2d, MaskedLayer, MaskedLinear, kept_count, \
     make_kernel
 from trainables.models import build_model, layer_specs, maskable_layers
@@ -30,7 +31,7 @@ SLOW_BUILDS = {"resnet18": 21, "resnet50": 54, "wide_resnet50_2": 54}
 
 def build(name, density, kernel="random", shape=None, seed=0, **extra):
     opts, default_shape, _ = SMALL.get(name, ({}, (3, 32, 32), None))
-    cfg = ModelConfig(name=name, options=MODEL_OPTIONS[name](**{**opts, **extra}))
+    cfg = ModelConfig(name=name, options=MODELS.options(name)(**{**opts, **extra}))
     return build_model(cfg, make_kernel(KernelConfig(name=kernel)), shape or default_shape, 5,
                        density, torch.Generator().manual_seed(seed))
 
@@ -158,7 +159,7 @@ def test_channel_graph_edges_are_hand_counted():
 
 
 def test_channel_graph_refuses_too_many_edges():
-    from trainables.wiring import GraphTooLarge
+    from snas.core.graphs import GraphTooLarge
 
     model = build("conv4", 1.0)
     with pytest.raises(GraphTooLarge, match="over the cap max_edges=10"):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from snas.config import load_space
+from snas.core.config import load_space
 
 SPACE = Path(__file__).parents[2] / "search_spaces" / "dag_mnist5k.yaml"
 

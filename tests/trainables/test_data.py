@@ -9,10 +9,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snas.config import DATASET_NAMES, DatasetConfig
-from snas.errors import ConfigError, DataError
-from trainables.data import (DATASETS, DeviceDataset, load_dataset, register_dataset,
-                             stratified_split)
+from snas.core.config import DatasetConfig
+from snas.core.errors import ConfigError, DataError
+from trainables.data import DATASETS, DeviceDataset, load_dataset, stratified_split
+
+DATASET_NAMES = DATASETS.names()
 
 TORCHVISION = {
     "mnist": "MNIST/raw",
@@ -37,6 +38,7 @@ def digits() -> DeviceDataset:
 
 
 def test_registry_matches_config_names():
+    assert all(callable(DATASETS[name]) for name in DATASET_NAMES)  # every loader imports
     assert sorted(DATASETS) == sorted(DATASET_NAMES)
 
 
@@ -52,7 +54,7 @@ def test_unknown_name_is_one_line_and_lists_names():
 
 def test_duplicate_registration_raises():
     with pytest.raises(ConfigError, match="already registered"):
-        register_dataset("digits")(lambda cfg: None)
+        DATASETS.register("digits", lambda cfg: None)
 
 
 # ----------------------------------------------------------------------------------------

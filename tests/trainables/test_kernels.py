@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from snas.config import KERNEL_OPTIONS, KernelConfig
+from snas.core.config import KernelConfig
 from trainables.kernels import (
     KERNELS,
     IncrementalTopK,
@@ -47,6 +47,7 @@ def sgd_steps(layer: nn.Module, steps: int = 5, lr: float = 0.5) -> None:
 
 
 def test_registry_matches_config_options():
+    KERNEL_OPTIONS = {name: KERNELS.options(name) for name in KERNELS}  # each entry has its own
     assert set(KERNELS) == set(KERNEL_OPTIONS)
 
 
@@ -136,7 +137,7 @@ def test_dnw_gradient_reaches_pruned_weights():
 
 
 def test_edge_popup_trains_only_scores():
-    from snas.config import ModelConfig
+    from snas.core.config import ModelConfig
     from trainables.models import build_model
 
     k = kernel("edge_popup")
@@ -169,7 +170,7 @@ def test_edge_popup_trains_only_scores():
 @pytest.mark.parametrize("init", ["signed_constant", "kaiming_normal", "scaled_signed_constant",
                                   "scaled_kaiming_normal"])
 def test_edge_popup_weight_inits(init):
-    from snas.config import EdgePopupKernelOptions
+    from snas.core.catalog import EdgePopupKernelOptions
     from trainables.kernels import EdgePopupKernel
 
     density = 0.25
@@ -275,7 +276,7 @@ def test_conv_layers_mask_exactly(name):
 
 
 def test_unknown_kernel_is_config_error():
-    from snas.errors import ConfigError
+    from snas.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="one of dnw, edge_popup, random, set"):
         make_kernel(KernelConfig.__new__(KernelConfig)) if False else make_kernel(

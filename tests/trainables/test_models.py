@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from snas.config import MODEL_OPTIONS, KernelConfig, MLPOptions, ModelConfig
-from snas.errors import ConfigError
+from snas.core.catalog import MLPOptions
+from snas.core.config import KernelConfig, ModelConfig
+from snas.core.errors import ConfigError
 from trainables.kernels import KERNELS, kept_count, make_kernel
 from trainables.models import MODELS, build_model, layer_specs
 
@@ -19,6 +20,7 @@ def build(density, kernel="random", **options):
 
 
 def test_registry_matches_config_options():
+    MODEL_OPTIONS = {name: MODELS.options(name) for name in MODELS}  # each entry has its own
     assert set(MODELS) == set(MODEL_OPTIONS)
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from scipy import stats
 
-from snas.config import load_space
-from snas.errors import ConfigError
+from snas.core.config import load_space
+from snas.core.errors import ConfigError
 from trainables.kernels import make_kernel
 from trainables.models import build_model, maskable_layers
 from trainables.sc_sdc import (

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from snas.config import load_space
-from snas.errors import ConfigError, SearchError
+from snas.core.config import load_space
+from snas.core.errors import ConfigError, SearchError
 from trainables import sparse_runtime as runtime
 from trainables.data import load_dataset
 from trainables.kernels import make_kernel

@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from snas import metrics as M
-from snas.config import SpaceConfig
+from snas.core import metrics as M
+from snas.core.config import SpaceConfig
 from trainables.kernels import KERNELS, MaskedLinear, make_kernel
 from trainables.training import GradientFlowMeter, Trial
 
@@ -25,7 +25,7 @@ def space(**sections) -> SpaceConfig:
 
 def test_egf_equals_hand_computation():
     """EGF_p = mean over layers of ||dC/dW_eff * mask||_p, for a tiny two-layer network."""
-    from snas.config import KernelConfig
+    from snas.core.config import KernelConfig
 
     kernel = make_kernel(KernelConfig(name="dnw"))
     gen = torch.Generator().manual_seed(0)
@@ -107,7 +107,7 @@ def test_every_kernel_learns_digits_with_exact_density(kernel, density):
     """Acceptance: mlp_digits.yaml, 20 epochs, test accuracy >= 0.90, exact counts."""
     from pathlib import Path
 
-    from snas.config import load_space
+    from snas.core.config import load_space
     from trainables.kernels import kept_count
 
     path = Path(__file__).parents[2] / "search_spaces" / "mlp_digits.yaml"

@@ -1,4 +1,4 @@
-"""Tests of trainables.wiring: hand-computed graph statistics, MLP mask summaries, JSON."""
+"""Tests of snas.core.graphs: hand-computed graph statistics, MLP mask summaries, JSON."""
 
 import itertools
 import json
@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from snas.errors import SnasError
-from trainables.wiring import (
+from snas.core.errors import SnasError
+from snas.core.graphs import (
     GraphTooLarge,
     graph_from_json,
     graph_statistics,

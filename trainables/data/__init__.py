@@ -1,25 +1,23 @@
 """Datasets for trials, held whole on the trial's device.
 
-:func:`load_dataset` turns a :class:`~snas.config.DatasetConfig` into a
+:func:`load_dataset` turns a :class:`~snas.core.config.DatasetConfig` into a
 :class:`DeviceDataset`: seeded, stratified train/val/test splits as normalised tensors on
-one device, batched and augmented there without a DataLoader. :data:`DATASETS` maps each
-dataset name to its loader; a new source is one private file that calls
-:func:`register_dataset`, plus one import line below.
+one device, batched and augmented there without a DataLoader. :data:`DATASETS` (the
+registry in :mod:`snas.core.catalog`) maps each dataset name to its loader; a new source is
+one private file with a loader plus one registry line (``docs/extending.md``).
 """
 
-from trainables.data import _mlxtend, _sklearn, _synthetic, _torchvision  # noqa: F401  (register)
+from snas.core.catalog import DATASETS
 from trainables.data._build import channel_stats, load_dataset, stratified_split
 from trainables.data._device import SPLITS, DeviceDataset
-from trainables.data._registry import DATASETS, DatasetRegistry, RawDataset, register_dataset
+from trainables.data._raw import RawDataset
 
 __all__ = [
     "DATASETS",
     "SPLITS",
-    "DatasetRegistry",
     "DeviceDataset",
     "RawDataset",
     "channel_stats",
     "load_dataset",
-    "register_dataset",
     "stratified_split",
 ]

@@ -1,4 +1,4 @@
-"""From a :class:`~snas.config.DatasetConfig` to a :class:`DeviceDataset`: split, cap,
+"""From a :class:`~snas.core.config.DatasetConfig` to a :class:`DeviceDataset`: split, cap,
 move to the device, normalise.
 
 Splits are seeded by ``split_seed`` only, with one numpy random stream per step, so each
@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from snas.config import DatasetConfig
-from snas.errors import ConfigError, DataError
+from snas.core.config import DatasetConfig
+from snas.core.errors import ConfigError, DataError
 from trainables.data._device import DeviceDataset
-from trainables.data._registry import DATASETS
+from snas.core.catalog import DATASETS
 
 # Distinct streams of the split seed, one per step.
 _TEST_STREAM, _VAL_STREAM, _CAP_STREAM = 1, 2, 3

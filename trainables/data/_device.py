@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 
 SPLITS = ("train", "val", "test")
 
@@ -26,7 +26,7 @@ class DeviceDataset:
     per-channel ``mean``/``std`` of the train split; ``*_y`` are int64 labels in
     ``[0, num_classes)``. ``augment``, ``crop_padding`` and ``hflip`` are the defaults
     :meth:`batches` uses for the train split. Augmentation needs image samples
-    ``(channels, height, width)``. ``config`` is the :class:`~snas.config.DatasetConfig` the
+    ``(channels, height, width)``. ``config`` is the :class:`~snas.core.config.DatasetConfig` the
     dataset was loaded from, or ``None`` when built directly from tensors.
     """
 

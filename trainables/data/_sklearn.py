@@ -11,8 +11,8 @@ import functools
 
 import numpy as np
 
-from snas.config import DatasetConfig
-from trainables.data._registry import RawDataset, readonly, register_dataset
+from snas.core.config import DatasetConfig
+from trainables.data._raw import RawDataset, readonly
 
 
 @functools.lru_cache(maxsize=1)
@@ -26,7 +26,6 @@ def _load_digits() -> RawDataset:
     return RawDataset(readonly(x), readonly(y), num_classes=10, scale=16.0)
 
 
-@register_dataset("digits")
 def load_digits(cfg: DatasetConfig) -> RawDataset:
     """The 1797 sklearn digits as ``(N, 1, 8, 8)`` uint8 arrays, pixel scale 16."""
     return _load_digits()

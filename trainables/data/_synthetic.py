@@ -12,8 +12,8 @@ import functools
 
 import numpy as np
 
-from snas.config import DatasetConfig
-from trainables.data._registry import RawDataset, readonly, register_dataset
+from snas.core.config import DatasetConfig
+from trainables.data._raw import RawDataset, readonly
 
 # Class means are N(0, MEAN_SCALE^2) per element; with unit noise the classes overlap a
 # little in one element but are well separated over a whole sample.
@@ -30,7 +30,6 @@ def _make_synthetic(shape: tuple[int, ...], classes: int, size: int, seed: int) 
     return RawDataset(readonly(x), readonly(y), num_classes=classes, scale=1.0)
 
 
-@register_dataset("synthetic")
 def load_synthetic(cfg: DatasetConfig) -> RawDataset:
     """``synthetic_size`` float32 samples of ``synthetic_shape`` in ``synthetic_classes``."""
     return _make_synthetic(tuple(cfg.synthetic_shape), cfg.synthetic_classes,

@@ -2,7 +2,7 @@
 cifar100, each with its official train/test split.
 
 Nothing is downloaded unless ``dataset.download`` is true. When the files are missing, or
-torchvision refuses them, the loader raises a one-line :class:`~snas.errors.DataError`
+torchvision refuses them, the loader raises a one-line :class:`~snas.core.errors.DataError`
 naming the dataset, the folder looked in and what torchvision expects there.
 """
 
@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snas.config import DatasetConfig
-from snas.errors import ConfigError, DataError
-from trainables.data._registry import RawDataset, readonly, register_dataset
+from snas.core.config import DatasetConfig
+from snas.core.errors import ConfigError, DataError
+from trainables.data._raw import RawDataset, readonly
 
 _MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -122,6 +122,8 @@ def _loader(name: str):
     return load
 
 
-for _name in _SOURCES:
-    register_dataset(_name)(_loader(_name))
-del _name
+load_mnist = _loader("mnist")
+load_fashion_mnist = _loader("fashion_mnist")
+load_kmnist = _loader("kmnist")
+load_cifar10 = _loader("cifar10")
+load_cifar100 = _loader("cifar100")

@@ -7,14 +7,15 @@ Registered kernels (names as used in ``kernel.name`` of a search-space file):
 - ``edge_popup``: frozen random weights, top-k learned scores (edge-popup).
 - ``set``: random mask rewired after every epoch, prune-smallest/regrow-random (SET).
 
-Adding a kernel = one private file with a :class:`MaskKernel` subclass, one options class
-in :mod:`snas.config` and one line in :data:`KERNELS`; the contract tests pick it up.
+Adding a kernel = one private file with a :class:`MaskKernel` subclass plus one entry (its
+options class and registry line) in :mod:`snas.core.catalog`; the contract tests over
+:data:`KERNELS` pick it up (``docs/extending.md``).
 """
 
 from __future__ import annotations
 
-from snas.config import KernelConfig
-from snas.errors import ConfigError
+from snas.core.catalog import KERNELS
+from snas.core.config import KernelConfig
 from trainables.kernels._base import (
     MaskedConv2d,
     MaskedLayer,
@@ -29,33 +30,15 @@ from trainables.kernels._random import RandomKernel
 from trainables.kernels._set import SETKernel
 from trainables.kernels._topk import IncrementalTopK, kept_count, reference_topk_mask
 
-KERNELS: dict[str, type[MaskKernel]] = {}
-
-
-def register_kernel(cls: type[MaskKernel]) -> type[MaskKernel]:
-    """Add a kernel class under ``cls.name``; a duplicate name is an error."""
-    if cls.name in KERNELS:
-        raise ValueError(f"kernel {cls.name!r} is already registered")
-    KERNELS[cls.name] = cls
-    return cls
-
-
-for _cls in (RandomKernel, DNWKernel, EdgePopupKernel, SETKernel):
-    register_kernel(_cls)
 
 
 def make_kernel(config: KernelConfig) -> MaskKernel:
     """The kernel named by ``config.name`` with its options."""
-    try:
-        cls = KERNELS[config.name]
-    except KeyError:
-        raise ConfigError(f"kernel.name must be one of {', '.join(sorted(KERNELS))}, "
-                          f"got {config.name!r}") from None
-    return cls(config.options)
+    return KERNELS[config.name](config.options)
 
 
 __all__ = [
     "KERNELS", "DNWKernel", "EdgePopupKernel", "IncrementalTopK", "MaskKernel", "MaskedConv2d",
     "MaskedLayer", "MaskedLinear", "RandomKernel", "SETKernel", "dense_uniform_", "kept_count",
-    "make_kernel", "random_exact_mask", "reference_topk_mask", "register_kernel",
+    "make_kernel", "random_exact_mask", "reference_topk_mask",
 ]

@@ -38,7 +38,7 @@ class MaskKernel(ABC):
 
     Subclasses set the class attributes and implement :meth:`init_layer` and
     :meth:`effective_weight`. ``options`` is the kernel's options dataclass from
-    :mod:`snas.config`.
+    :mod:`snas.core.config`.
     """
 
     name: ClassVar[str]

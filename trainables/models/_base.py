@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 from trainables.kernels import MaskedLayer
 
 

@@ -9,7 +9,7 @@ channels apart, so they add nothing. Layers that are not masked (dense first/las
 depthwise convs) count as fully active.
 
 The edge count is known from the channel masks before the graph is built, so a caller can
-refuse a graph that would be too big (:class:`~trainables.wiring.GraphTooLarge`).
+refuse a graph that would be too big (:class:`~snas.core.graphs.GraphTooLarge`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from trainables.kernels import MaskedConv2d, MaskedLayer, MaskedLinear
-from trainables.wiring import INPUTS_ATTR, OUTPUTS_ATTR, GraphTooLarge
+from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR, GraphTooLarge
 
 
 def channel_mask(layer: nn.Module, in_groups: int = 1) -> np.ndarray:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snas.config import ConvNOptions
-from snas.errors import ConfigError
+from snas.core.catalog import ConvNOptions
+from snas.core.errors import ConfigError
 from trainables.kernels import MaskKernel
 from trainables.models._wiring import ChannelGraph, make_conv, make_linear
 

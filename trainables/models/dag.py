@@ -54,10 +54,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snas.config import DAGOptions
-from snas.errors import ConfigError
+from snas.core.catalog import DAGOptions
+from snas.core.errors import ConfigError
 from trainables.kernels import MaskedConv2d, MaskKernel
-from trainables.wiring import INPUTS_ATTR, OUTPUTS_ATTR, remove_dead_paths
+from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR, remove_dead_paths
 
 
 class _StageStorage:

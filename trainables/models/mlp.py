@@ -18,7 +18,7 @@ import math
 
 from torch import Tensor, nn
 
-from snas.config import MLPOptions
+from snas.core.catalog import MLPOptions
 from trainables.kernels import MaskedLinear, MaskKernel
 
 ACTIVATIONS = {

@@ -24,10 +24,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snas.config import NeuralGraphOptions
+from snas.core.catalog import NeuralGraphOptions
 from trainables.kernels import MaskedLayer, MaskKernel, reference_topk_mask
 from trainables.kernels._base import float_mask
-from trainables.wiring import INPUTS_ATTR, OUTPUTS_ATTR
+from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR
 
 
 def allowed_edges(blocks: int, per_block: int) -> tuple[Tensor, Tensor]:
@@ -121,7 +121,7 @@ class NeuralGraphNet(nn.Module):
     def __init__(self, input_shape: tuple[int, ...], num_classes: int,
                  options: NeuralGraphOptions, kernel: MaskKernel):
         super().__init__()
-        from snas.errors import ConfigError
+        from snas.core.errors import ConfigError
 
         if len(input_shape) != 3:
             raise ConfigError(f"model neural_graph needs image input (channels, height, "
@@ -143,7 +143,7 @@ class NeuralGraphNet(nn.Module):
         """Node-level wiring: node ``"g{s}:{v}"`` (attribute ``stage=s``, ``block``) per node
         of graph s, an edge per active edge; the output node v of graph s feeds input node v
         of graph s+1 (edge attribute ``layer="identity"``)."""
-        from trainables.wiring import GraphTooLarge
+        from snas.core.graphs import GraphTooLarge
 
         total = sum(int(gr.edges.mask.sum()) for gr in self.graphs)
         if max_edges is not None and total > max_edges:

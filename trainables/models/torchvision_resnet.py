@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from snas.config import TorchvisionResNetOptions
+from snas.core.catalog import TorchvisionResNetOptions
 from trainables.kernels import MaskedConv2d, MaskedLinear, MaskKernel
 from trainables.models._wiring import ChannelGraph, walk_resnet
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from snas.config import WideResNetOptions
+from snas.core.catalog import WideResNetOptions
 from trainables.kernels import MaskKernel
 from trainables.models._wiring import ChannelGraph, make_conv, make_linear, walk_resnet
 

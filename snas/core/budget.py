@@ -26,7 +26,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from snas.errors import ConfigError
+from snas.core.errors import ConfigError
 
 RESOURCES = ("weights", "flops")
 _BISECTION_STEPS = 64
