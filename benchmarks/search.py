@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_one(scheduler: str, samples: int, epochs: int, concurrent: int, reduction: float,
             workdir: Path) -> dict[str, float]:
-    from snas.core.config import load_space
     from snas.controller import SearchRequest, run_search
+    from snas.core.config import load_space
     from snas.store import ResultsStore
 
     space_path = ROOT / "search_spaces" / "mlp_digits.yaml"

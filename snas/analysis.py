@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from snas.core import metrics as M
+from snas.core.epoch_sampling import (
+    SAMPLE_POINTS,
+    mean_over_sampled_epochs,
+    sampled_epochs,
+)
 from snas.core.errors import SearchError
 
 HELP = "Kendall rank correlation of gradient flow (EGF, gradient norms) with test metrics"
@@ -52,25 +57,7 @@ MEASURES = ((M.GRAD_NORM_1, "||g||_1"), (M.GRAD_NORM_2, "||g||_2"), (M.EGF_1, "E
             (M.EGF_2, "EGF_2"))
 #: What the measures are correlated with, in the thesis' column order.
 TARGETS = (M.TEST_LOSS, M.TEST_ACCURACY)
-SAMPLE_POINTS = 11
 MIN_TRIALS = 3
-
-
-def sampled_epochs(n_epochs: int, points: int = SAMPLE_POINTS) -> list[int]:
-    """The epochs (counted from 1) at which gradient flow is averaged for a trial of
-    ``n_epochs`` epochs: epoch 1 and ``ceil(k * n_epochs / (points - 1))`` for
-    k = 1 .. points - 1, i.e. for 1000 epochs 1, 100, 200, ..., 1000 (the thesis' 0, 99,
-    199, ..., 999 counted from 0); all epochs when ``n_epochs <= points``. The result has
-    exactly ``min(points, n_epochs)`` distinct epochs, first and last included."""
-    for value, what in ((n_epochs, "n_epochs"), (points, "points")):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
-    if n_epochs <= points:
-        return list(range(1, n_epochs + 1))
-    if points == 1:
-        return [n_epochs]
-    # ceil with integers: the steps are >= 1 epoch apart, so no epoch repeats
-    return [1] + [-(-k * n_epochs // (points - 1)) for k in range(1, points)]
 
 
 def _finite(value: Any) -> bool:
@@ -90,12 +77,10 @@ def average_gradient_flow(epoch_rows: Sequence[Mapping[str, Any]],
     if not by_epoch:
         return {"epochs": 0, "sampled_epochs": [], **{m: None for m, _ in MEASURES}}
     n_epochs = max(by_epoch)
-    chosen = sampled_epochs(n_epochs, points)
-    out: dict[str, Any] = {"epochs": n_epochs, "sampled_epochs": chosen}
+    out: dict[str, Any] = {"epochs": n_epochs, "sampled_epochs": sampled_epochs(n_epochs, points)}
     for measure, _ in MEASURES:
-        values = [by_epoch.get(e, {}).get(measure) for e in chosen]
-        out[measure] = (math.fsum(values) / len(values) if all(_finite(v) for v in values)
-                        else None)
+        out[measure] = mean_over_sampled_epochs(
+            {e: r.get(measure) for e, r in by_epoch.items()}, n_epochs, points)
     return out
 
 
@@ -256,7 +241,7 @@ def format_csv(result: GradientFlowAnalysis) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snas analyze``."""
-    from snas.cli import STORE_HELP
+    from snas.commands._common import STORE_HELP
 
     parser.add_argument("name", help="search name (see snas list)")
     parser.add_argument("--include-stopped", action="store_true",
@@ -307,7 +292,7 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
 
 def run(args: argparse.Namespace) -> int:
     """``snas analyze``: print the gradient-flow correlation table of a search."""
-    from snas.cli import open_store
+    from snas.commands._common import open_store
 
     store = open_store(args.store)
     test_metrics = None

@@ -10,13 +10,19 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from snas.commands._common import (
+    STORE_HELP,
+    absolute_data_root,
+    check_output_path,
+    open_store,
+    write_json_atomic,
+)
 from snas.core import metrics as M
 from snas.core.errors import ConfigError, SnasError
 
@@ -45,28 +51,6 @@ def parse_density(text: str) -> float | list[float]:
                               f"kept), got {p!r}")
         values.append(v)
     return values[0] if len(values) == 1 else values
-
-
-def check_output_path(path: str | Path, flag: str) -> Path:
-    """Refuse an output path that cannot be written, before any work is done."""
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"{flag} {str(path)!r} is a directory; give a file path")
-    if not path.parent.is_dir():
-        raise ConfigError(f"{flag} folder does not exist: {str(path.parent)!r}")
-    return path
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to ``path`` via a temporary file and rename: never half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=float) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ConfigError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,13 +151,6 @@ def _check_export_layers(exported: dict[str, Any], specs: Sequence[Any], path: s
 # snas search / resume / list / show / export
 
 
-def open_store(url: str | None) -> Any:
-    """The results store at ``url`` (default: :func:`snas.store.default_store_url`)."""
-    from snas.store import ResultsStore, default_store_url
-
-    return ResultsStore(url or default_store_url())
-
-
 def _default_name(space_path: str) -> str:
     import datetime as dt
 
@@ -245,18 +222,6 @@ def cmd_search(args: argparse.Namespace) -> int:
         run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,
                                  storage, args.address, args.quiet), store)
     return _finish(store, name, args.export)
-
-
-def absolute_data_root(space: Any, base: Path) -> Any:
-    """Trials run in other working directories: make a relative data_root absolute."""
-    root = space.dataset.data_root
-    if root and not Path(root).expanduser().is_absolute():
-        import dataclasses
-
-        absolute = str((base / root).resolve()) if (base / root).exists() else str(
-            Path(root).resolve())
-        return space.replace(dataset=dataclasses.replace(space.dataset, data_root=absolute))
-    return space
 
 
 def _finish(store: Any, name: str, export: str | None) -> int:
@@ -400,10 +365,6 @@ MODULE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("analyze", "snas.analysis"),
     ("topology", "snas.topology"),
 )
-
-STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/results.db, "
-              "SNAS_HOME=~/.snas)")
-
 
 def _add_module_commands(sub: Any) -> None:
     import importlib

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from snas.core import metrics as M
+from snas.core.epoch_sampling import SAMPLE_POINTS, mean_over_sampled_epochs
 from snas.core.errors import ConfigError, SearchError
 
 HELP = "SC-SDC: sparse vs dense networks of the same capacity, Wilcoxon test"
@@ -58,7 +59,7 @@ RESERVED_KEYS = {
 }
 EXTRA_FACTOR_KEYS = ("dataset.augment",)
 #: EGF is averaged over this many evenly spaced epochs (thesis §3.3.1).
-EGF_POINTS = 11
+EGF_POINTS = SAMPLE_POINTS
 #: Above this many non-zero differences with ties, the p-value uses the normal
 #: approximation instead of enumerating all 2^n sign assignments.
 MAX_EXACT_PERMUTATION = 16
@@ -251,16 +252,9 @@ def mean_sd(values: Sequence[float]) -> dict[str, Any]:
 
 def evenly_spaced_mean(values_by_epoch: Mapping[int, float], points: int = EGF_POINTS
                        ) -> float | None:
-    """Mean of a per-epoch metric at ``points`` evenly spaced epochs, first and last
-    included (all epochs when there are fewer); epochs without a value are skipped."""
-    epochs = sorted(e for e, v in values_by_epoch.items()
-                    if v is not None and math.isfinite(float(v)))
-    if not epochs:
-        return None
-    n = len(epochs)
-    k = min(points, n)
-    picks = sorted({round(i * (n - 1) / (k - 1)) for i in range(k)}) if k > 1 else [n - 1]
-    return sum(float(values_by_epoch[epochs[i]]) for i in picks) / len(picks)
+    """Mean of a per-epoch metric at the epochs :func:`snas.core.epoch_sampling.sampled_epochs`
+    picks (the same epochs as ``snas analyze``); epochs without a finite value are skipped."""
+    return mean_over_sampled_epochs(values_by_epoch, points=points, missing="skip")
 
 
 def _group(pairs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -376,7 +370,7 @@ def format_report(doc: Mapping[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from snas.cli import STORE_HELP
+    from snas.commands._common import STORE_HELP
 
     parser.add_argument("space", help="search-space YAML file with an MLP, the random kernel "
                         "and model.bias: false (e.g. search_spaces/compare_mlp_mnist5k.yaml)")
@@ -448,7 +442,12 @@ def level_spaces(text: str, source: str, overrides: Sequence[str],
 
 def run(args: argparse.Namespace) -> int:
     """Validate everything, train every pair as Tune trials, print (and write) the report."""
-    from snas.cli import absolute_data_root, check_output_path, open_store, write_json_atomic
+    from snas.commands._common import (
+        absolute_data_root,
+        check_output_path,
+        open_store,
+        write_json_atomic,
+    )
     from snas.core.config import read_space_text
 
     text = read_space_text(args.space)

@@ -39,6 +39,7 @@ from snas.core import metrics as M  # noqa: E402
 from snas.core.budget import CostModel, DensityBudget, cost_model_from_layers  # noqa: E402
 from snas.core.config import SpaceConfig, to_dict  # noqa: E402
 from snas.core.errors import SearchError  # noqa: E402
+from snas.paths import default_storage_path  # noqa: E402,F401  (re-exported)
 from snas.store import ResultsStore  # noqa: E402
 
 SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS,
@@ -47,11 +48,6 @@ SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAI
                 M.REALIZED_DENSITY, M.EPOCH, "density")
 EPOCH_KEYS = (*M.EPOCH_SCALARS, M.REALIZED_DENSITY, M.TEST_ACCURACY, M.TEST_LOSS,
               M.ACTIVE_FLOPS, M.TOTAL_FLOPS)
-
-
-def default_storage_path() -> Path:
-    """Where experiment folders live: ``$SNAS_HOME/experiments`` (default ``~/.snas``)."""
-    return Path(os.environ.get("SNAS_HOME", Path.home() / ".snas")).expanduser() / "experiments"
 
 
 def density_config(result_or_config: Mapping[str, Any]) -> list[float] | None:

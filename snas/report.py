@@ -428,7 +428,6 @@ def _kamada_kawai(graph: Any) -> dict:
     """networkx's Kamada-Kawai layout of the undirected graph; unreachable pairs get the
     longest finite distance + 1 instead of networkx's 1e6, so components stay in view."""
     import networkx as nx
-
     import numpy as np
 
     und = graph.to_undirected(as_view=True)
@@ -888,7 +887,7 @@ def write_report(store: Any, name: str, out: str | os.PathLike, top: int = 10,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``snas report`` flags."""
-    from snas.cli import STORE_HELP
+    from snas.commands._common import STORE_HELP
 
     parser.add_argument("name", help="search name (see snas list)")
     parser.add_argument("--out", required=True, metavar="DIR",
@@ -904,7 +903,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``snas report``: write the report and print where it is, one line."""
-    from snas.cli import open_store
+    from snas.commands._common import open_store
 
     store = open_store(args.store)
     try:

@@ -41,9 +41,10 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as _pg
 from sqlalchemy.dialects import sqlite as _sqlite
 
-from snas.core import metrics as M
 from snas.core import faults
+from snas.core import metrics as M
 from snas.core.errors import SearchError, StoreError
+from snas.paths import snas_home
 
 __all__ = ["SEARCH_STATUSES", "TRIAL_STATUSES", "ResultsStore", "default_store_url"]
 
@@ -255,7 +256,7 @@ def default_store_url() -> str:
 
     Creates the folder, so the URL can be opened right away.
     """
-    home = Path(os.environ.get("SNAS_HOME") or "~/.snas").expanduser().absolute()
+    home = snas_home()
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -384,7 +384,7 @@ def _top(text: str) -> int | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``snas topology``."""
-    from snas.cli import STORE_HELP
+    from snas.commands._common import STORE_HELP
 
     parser.add_argument("name", help="search name (see snas list)")
     parser.add_argument("--top", type=_top, default=DEFAULT_TOP, metavar="K",
@@ -622,7 +622,7 @@ def _run_trace(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) 
 
 def run(args: argparse.Namespace) -> int:
     """``snas topology``: print the NNSTD matrix, a SET trace or the graph similarity."""
-    from snas.cli import open_store
+    from snas.commands._common import open_store
     from snas.results import search_record
 
     if args.gamma is not None and not args.graph_similarity:

@@ -35,7 +35,6 @@ from typing import Any
 import networkx as nx
 import torch
 
-from trainables.tune_trainable import CHECKPOINT_FILE, masks_from_checkpoint
 from snas.core.graphs import (
     GraphTooLarge,
     graph_statistics,
@@ -43,6 +42,7 @@ from snas.core.graphs import (
     mlp_layer_summary,
     mlp_neuron_graph,
 )
+from trainables.tune_trainable import CHECKPOINT_FILE, masks_from_checkpoint
 
 MAX_STAT_EDGES = 150_000
 MAX_GRAPH_EDGES = 20_000

@@ -29,6 +29,7 @@ from snas.core.errors import ConfigError
 from snas.core.registry import Registry
 from snas.core.schema import coerce, parse_section, spec, to_dict
 
+
 @dataclass(frozen=True)
 class DatasetConfig:
     """Which data, how it is split and augmented. Splits are seeded and deterministic."""

@@ -20,7 +20,6 @@ from typing import Any, Literal
 from snas.core.errors import ConfigError
 
 
-
 def spec(default: Any, *, min: float | None = None, max: float | None = None,
           min_open: bool = False, doc: str = "") -> Any:
     """A dataclass field with a validated numeric range (``min``/``max`` inclusive unless open)."""

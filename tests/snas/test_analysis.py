@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
-from snas.core import metrics as M
 from snas.analysis import (
     MEASURES,
     analyze_search,
@@ -17,6 +16,7 @@ from snas.analysis import (
     sampled_epochs,
 )
 from snas.cli import main
+from snas.core import metrics as M
 from snas.core.errors import SearchError
 from snas.store import ResultsStore
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from snas.core.budget import CostModel, DensityBudget, kept_count
 from snas.cli import main
+from snas.core.budget import CostModel, DensityBudget, kept_count
 from snas.core.errors import ConfigError
 from snas.results import pareto_front
 from snas.searchers import SEARCHERS, DensitySpace, make_searcher

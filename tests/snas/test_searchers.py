@@ -14,7 +14,13 @@ import pytest
 from ray.tune.search import ConcurrencyLimiter
 
 from snas.core.errors import ConfigError, SearchError
-from snas.searchers import SEARCHERS, DensitySearcher, DensitySpace, is_baseline, make_searcher
+from snas.searchers import (
+    SEARCHERS,
+    DensitySearcher,
+    DensitySpace,
+    is_baseline,
+    make_searcher,
+)
 
 NAMES = tuple(f"d_{i:02d}" for i in range(3))
 SPACE = DensitySpace(NAMES, 0.1, 1.0)

@@ -10,8 +10,14 @@ from torch import nn
 
 from snas.core.catalog import MODELS
 from snas.core.config import KernelConfig, ModelConfig
-from trainables.kernels import KERNELS, MaskedConv2d, MaskedLayer, MaskedLinear, kept_count, \
-    make_kernel
+from trainables.kernels import (
+    KERNELS,
+    MaskedConv2d,
+    MaskedLayer,
+    MaskedLinear,
+    kept_count,
+    make_kernel,
+)
 from trainables.models import build_model, layer_specs, maskable_layers
 from trainables.models._wiring import ChannelGraph, channel_mask
 

@@ -11,11 +11,11 @@ import torch
 
 from snas.core.catalog import DAGOptions, NeuralGraphOptions
 from snas.core.config import KernelConfig, ModelConfig, parse_space_text
+from snas.core.graphs import graph_statistics
 from trainables.kernels import kept_count, make_kernel
 from trainables.models import build_model
 from trainables.models.dag import DAGNetwork, rebuild_thresholded
 from trainables.models.neural_graph import allowed_edges
-from snas.core.graphs import graph_statistics
 
 
 def dag(kernel="random", density=1.0, aggregate="batched", **opts):
@@ -320,9 +320,9 @@ def test_neural_graph_wiring_graph_counts_stages():
     ("{name: neural_graph, stages: 1, blocks: 3, nodes_per_block: 3}", "node"),
 ])
 def test_wiring_record_rebuilds_the_model_from_the_trial_folder(tmp_path, model_yaml, level):
+    from snas.core.graphs import graph_from_json
     from trainables.training import Trial
     from trainables.tune_trainable import CHECKPOINT_FILE
-    from snas.core.graphs import graph_from_json
     from trainables.wiring_record import wiring_record
 
     space = parse_space_text(f"""

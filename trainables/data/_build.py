@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from snas.core.catalog import DATASETS
 from snas.core.config import DatasetConfig
 from snas.core.errors import ConfigError, DataError
 from trainables.data._device import DeviceDataset
-from snas.core.catalog import DATASETS
 
 # Distinct streams of the split seed, one per step.
 _TEST_STREAM, _VAL_STREAM, _CAP_STREAM = 1, 2, 3

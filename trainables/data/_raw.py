@@ -14,7 +14,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass(frozen=True)
 class RawDataset:
     """Decoded arrays of one dataset, before splitting and normalisation.

@@ -31,7 +31,6 @@ from trainables.kernels._set import SETKernel
 from trainables.kernels._topk import IncrementalTopK, kept_count, reference_topk_mask
 
 
-
 def make_kernel(config: KernelConfig) -> MaskKernel:
     """The kernel named by ``config.name`` with its options."""
     return KERNELS[config.name](config.options)

@@ -18,7 +18,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from trainables.kernels._base import EffBuffer, MaskedLayer, MaskKernel, dense_uniform_, float_mask
+from trainables.kernels._base import (
+    EffBuffer,
+    MaskedLayer,
+    MaskKernel,
+    dense_uniform_,
+    float_mask,
+)
 from trainables.kernels._topk import IncrementalTopK
 
 

@@ -28,7 +28,13 @@ import math
 import torch
 from torch import Tensor, nn
 
-from trainables.kernels._base import EffBuffer, MaskedLayer, MaskKernel, dense_uniform_, float_mask
+from trainables.kernels._base import (
+    EffBuffer,
+    MaskedLayer,
+    MaskKernel,
+    dense_uniform_,
+    float_mask,
+)
 from trainables.kernels._dnw import eff_buffer, update_topk_mask
 from trainables.kernels._topk import IncrementalTopK
 

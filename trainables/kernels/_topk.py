@@ -65,7 +65,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-
 # The one definition of how many weights a layer keeps; the searchers' budgets count with it.
 from snas.core.budget import kept_count
 

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.kernels import MaskedConv2d, MaskedLayer, MaskedLinear
 from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR, GraphTooLarge
+from trainables.kernels import MaskedConv2d, MaskedLayer, MaskedLinear
 
 
 def channel_mask(layer: nn.Module, in_groups: int = 1) -> np.ndarray:

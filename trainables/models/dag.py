@@ -56,8 +56,8 @@ from torch import Tensor, nn
 
 from snas.core.catalog import DAGOptions
 from snas.core.errors import ConfigError
-from trainables.kernels import MaskedConv2d, MaskKernel
 from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR, remove_dead_paths
+from trainables.kernels import MaskedConv2d, MaskKernel
 
 
 class _StageStorage:

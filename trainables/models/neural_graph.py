@@ -25,9 +25,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from snas.core.catalog import NeuralGraphOptions
+from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR
 from trainables.kernels import MaskedLayer, MaskKernel, reference_topk_mask
 from trainables.kernels._base import float_mask
-from snas.core.graphs import INPUTS_ATTR, OUTPUTS_ATTR
 
 
 def allowed_edges(blocks: int, per_block: int) -> tuple[Tensor, Tensor]:

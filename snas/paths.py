@@ -1,0 +1,26 @@
+"""Where snas keeps things on disk by default: one rule for ``SNAS_HOME``.
+
+``SNAS_HOME`` (unset or empty: ``~/.snas``) holds the default results store
+(``results.db``) and experiment folders (``experiments/NAME``). The variable is read when a
+path is asked for, never at import, so a test or a caller may set it at any time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_HOME = "~/.snas"
+
+
+def snas_home() -> Path:
+    """``$SNAS_HOME`` as an absolute path (``~/.snas`` when unset or empty)."""
+    return Path(os.environ.get("SNAS_HOME") or DEFAULT_HOME).expanduser().absolute()
+
+
+def default_storage_path() -> Path:
+    """Where experiment folders live: ``$SNAS_HOME/experiments``."""
+    return snas_home() / "experiments"
+
+
+__all__ = ["default_storage_path", "snas_home"]
