@@ -26,18 +26,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from snas.core.density import kept_count
 from snas.core.errors import ConfigError
 
 RESOURCES = ("weights", "flops")
 _BISECTION_STEPS = 64
-
-
-def kept_count(density: float, numel: int) -> int:
-    """Weights kept in a layer of ``numel`` weights at ``density``: ``max(1, round(d * n))``
-    with Python's ``round`` (ties to even), never more than ``numel``."""
-    if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1], got {density!r}")
-    return min(numel, max(1, round(density * numel)))
 
 
 @dataclass(frozen=True)
@@ -171,4 +164,4 @@ def cost_model_from_layers(layers: Sequence[dict], resource: str) -> CostModel:
                      tuple(int(layer.get("positions", 1)) for layer in layers), resource)
 
 
-__all__ = ["RESOURCES", "CostModel", "DensityBudget", "cost_model_from_layers", "kept_count"]
+__all__ = ["RESOURCES", "CostModel", "DensityBudget", "cost_model_from_layers"]

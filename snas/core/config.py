@@ -326,15 +326,20 @@ class SpaceConfig:
 
 
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply ``section.key=value`` strings (value parsed as YAML) to raw file data."""
+    """Apply ``section.key=value`` strings (value parsed as YAML) to raw file data.
+
+    ``search.searcher.KEY=value`` sets one option of the searcher (``search.searcher.kappa=5``);
+    a bare ``search.searcher=NAME`` picks another searcher with its default options.
+    """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for item in overrides:
         path, sep, raw = item.partition("=")
         parts = path.strip().split(".")
-        if not sep or len(parts) != 2 or not all(parts):
-            raise ConfigError(f"--set takes section.key=value (e.g. training.epochs=5), "
-                              f"got {item!r}")
-        section, key = parts
+        nested = len(parts) == 3 and parts[:2] == ["search", "searcher"]
+        if not sep or not (len(parts) == 2 or nested) or not all(parts):
+            raise ConfigError(f"--set takes section.key=value (e.g. training.epochs=5, or "
+                              f"search.searcher.kappa=5), got {item!r}")
+        section, key = parts[0], parts[1]
         if section not in SECTIONS:
             raise ConfigError(f"--set {item!r}: unknown section {section!r}; allowed "
                               f"sections: {', '.join(SECTIONS)}")
@@ -347,6 +352,11 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             current = {}
         elif not isinstance(current, Mapping):
             raise ConfigError(f"{section} must be a mapping of keys to values, got {current!r}")
+        if nested:
+            searcher = current.get(key)
+            searcher = ({"name": searcher} if isinstance(searcher, str)
+                        else dict(searcher or {}))
+            value = {**searcher, parts[2]: value}
         out[section] = {**current, key: value}
     return out
 

@@ -89,3 +89,57 @@ def test_overrides_do_not_mutate_input():
     data = {"training": {"epochs": 5}}
     out = apply_overrides(data, ["training.epochs=7"])
     assert data == {"training": {"epochs": 5}} and out["training"]["epochs"] == 7
+
+
+# --------------------------------------------------------------------------------------
+# search.searcher: a plug-in section like model and kernel
+
+
+def test_searcher_section_takes_the_searchers_own_options_and_round_trips():
+    space = parse_space_text("search: {searcher: {name: bayesopt, kappa: 2.5}}")
+    assert space.search.searcher.name == "bayesopt"
+    assert space.search.searcher.options.kappa == 2.5
+    assert SpaceConfig.from_dict(space.to_dict()) == space
+    assert space.to_dict()["search"]["searcher"] == {"name": "bayesopt", "kappa": 2.5}
+
+
+def test_a_bare_searcher_name_gets_default_options():
+    space = parse_space_text("search: {searcher: optuna}")
+    assert space.search.searcher.options.sampler == "tpe"
+
+
+@pytest.mark.parametrize("text, kappa, sampler", [
+    # files written before searcher options moved into search.searcher still load
+    ("search: {searcher: bayesopt, kappa: 3}", 3.0, None),
+    ("search: {searcher: optuna, sampler: qmc, kappa: 3}", None, "qmc"),
+    ("search: {searcher: random, kappa: 10.0, sampler: tpe}", None, None),
+    # an option given in the searcher's own section wins over the old key
+    ("search: {searcher: {name: bayesopt, kappa: 1}, kappa: 3}", 1.0, None),
+])
+def test_legacy_searcher_keys_still_load(text, kappa, sampler):
+    options = parse_space_text(text).search.searcher.options
+    assert getattr(options, "kappa", None) == kappa
+    assert getattr(options, "sampler", None) == sampler
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    ("search: {searcher: {name: bayesopt, kappa: -1}}", [],
+     "search.searcher.kappa must be a number >= 0.0, got -1"),
+    ("search: {searcher: {name: random, kappa: 1}}", [], "unknown key search.searcher.kappa"),
+    ("search: {searcher: {name: grid}}", [], "search.searcher must be one of random, bayesopt"),
+    ("search: {searcher: bayesopt}", ["search.searcher.kappa=-2"],
+     "search.searcher.kappa must be a number >= 0.0, got -2"),
+    ("", ["search.searcher.x.y=1"], "--set takes section.key=value"),
+])
+def test_bad_searcher_options_are_one_line_errors(text, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        parse_space_text(text, overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_set_one_searcher_option_keeps_the_others():
+    space = parse_space_text("search: {searcher: {name: optuna, sampler: qmc}}",
+                             ["search.searcher.sampler=nsga2"])
+    assert space.search.searcher.options.sampler == "nsga2"
+    space = parse_space_text("search: {searcher: bayesopt}", ["search.searcher.kappa=4"])
+    assert space.search.searcher.name == "bayesopt" and space.search.searcher.options.kappa == 4
