@@ -130,13 +130,23 @@ def analyze_search(store: Any, name: str, *, include_stopped: bool = False,
 
     ``test_metrics`` maps trial ids to ``(test_loss, test_accuracy)`` measured elsewhere
     (``run`` measures them for ASHA-stopped trials); they replace the store's values.
-    Raises :class:`SearchError` with fewer than :data:`MIN_TRIALS` usable trials.
+    Raises :class:`SearchError` for an unknown search or with fewer than
+    :data:`MIN_TRIALS` usable trials.
     """
-    from snas.results import search_record
+    from snas.view import SearchView
 
-    search_record(store, name)  # a one-line error for an unknown search
-    trials = store.trials(name)
-    frame = store.epochs_frame(name)
+    view = SearchView.load(store, name)
+    return analyze_view(view, store.epochs_frame(name), include_stopped=include_stopped,
+                        sparse_only=sparse_only, test_metrics=test_metrics, points=points)
+
+
+def analyze_view(view: Any, frame: Any, *, include_stopped: bool = False,
+                 sparse_only: bool = False,
+                 test_metrics: Mapping[str, tuple[float, float]] | None = None,
+                 points: int = SAMPLE_POINTS) -> GradientFlowAnalysis:
+    """:func:`analyze_search` of a search already read: its :class:`~snas.view.SearchView`
+    and its ``epochs_frame``."""
+    name, trials = view.name, view.trials
     columns = [M.EPOCH, *(m for m, _ in MEASURES)]
     epoch_rows: dict[str, list[dict]] = {}
     for record in frame.to_dict("records"):
@@ -263,9 +273,8 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
     readable checkpoint are skipped."""
     import os
 
-    import torch
-
     from snas.core.config import SpaceConfig
+    from trainables.checkpoint import load_state
     from trainables.data import load_dataset
     from trainables.training import Trial
     from trainables.tune_trainable import CHECKPOINT_FILE
@@ -277,7 +286,7 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
         file = os.path.join(path, CHECKPOINT_FILE) if path else None
         if file is None or not os.path.isfile(file):
             continue
-        state = torch.load(file, map_location="cpu", weights_only=False)
+        state = load_state(path)
         if not isinstance(state.get("space"), dict):
             continue
         space = SpaceConfig.from_dict(state["space"])
@@ -293,17 +302,17 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
 def run(args: argparse.Namespace) -> int:
     """``snas analyze``: print the gradient-flow correlation table of a search."""
     from snas.commands._common import open_store
+    from snas.view import SearchView
 
     store = open_store(args.store)
+    view = SearchView.load(store, args.name)
     test_metrics = None
     if args.include_stopped:
-        from snas.results import search_record
-
-        search_record(store, args.name)
-        stopped = [t for t in store.trials(args.name) if t["status"] == "stopped"]
+        stopped = [t for t in view.trials if t["status"] == "stopped"]
         test_metrics = checkpoint_test_metrics(stopped)
-    result = analyze_search(store, args.name, include_stopped=args.include_stopped,
-                            sparse_only=args.sparse_only, test_metrics=test_metrics)
+    result = analyze_view(view, store.epochs_frame(args.name),
+                          include_stopped=args.include_stopped, sparse_only=args.sparse_only,
+                          test_metrics=test_metrics)
     if args.format == "json":
         text = json.dumps(result.to_dict(), indent=2, default=float) + "\n"
     elif args.format == "csv":

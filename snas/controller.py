@@ -1,46 +1,47 @@
 """The search controller: a validated search space becomes a Ray Tune run.
 
-Data flow: search-space file -> :class:`~snas.core.config.SpaceConfig` -> a Tune ``Tuner`` whose
-search domain is the density vector (one ``[low, high]`` range per maskable layer, keys
-``d_00``, ``d_01``, ..., or one ``density`` scalar when ``density.uniform``), a searcher from
-:mod:`snas.searchers`, ASHA from the ``scheduler`` section, and the trainable from
-:mod:`trainables.tune_trainable`. Results flow back through :class:`StoreCallback`, which
-writes every trial, epoch, summary and wiring graph to the results store from the driver.
+Data flow: search-space file -> :class:`~snas.core.config.SpaceConfig` -> an
+:class:`~snas.runner.Experiment` whose search domain is the density vector (one
+``[low, high]`` range per maskable layer, keys ``d_00``, ``d_01``, ..., or one ``density``
+scalar when ``density.uniform``), a searcher from :mod:`snas.searchers`, ASHA from the
+``scheduler`` section, and the trainable from :mod:`trainables.tune_trainable`; the
+experiment runner (:mod:`snas.runner`) starts Ray, fits it and keeps the search status.
+Results flow back through :class:`StoreCallback`, which writes every trial, epoch, summary
+and wiring graph to the results store from the driver.
 
 Fault tolerance: trials checkpoint every epoch and Tune saves its experiment state after
-every step of its loop (``TUNE_GLOBAL_CHECKPOINT_S=0``), so after a hard kill of the driver
-``snas resume NAME`` (``Tuner.restore``) re-runs no finished trial; the store's writes are
-idempotent, so replayed results add no duplicate rows.
+every step of its loop (``TUNE_GLOBAL_CHECKPOINT_S=0``, set by :func:`snas.runner.start`),
+so after a hard kill of the driver ``snas resume NAME`` (``Tuner.restore``) re-runs no
+finished trial; the store's writes are idempotent, so replayed results add no duplicate
+rows.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-# Before Ray is imported: save the experiment state after every loop step (default: at
-# most every 10 s). A kill then loses no trial that Tune had seen finish; the state is a
-# small JSON file, so this costs little next to the per-epoch trial checkpoints.
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
 
-from ray import tune  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-
-from snas.core import faults  # noqa: E402
-from snas.core import metrics as M  # noqa: E402
-from snas.core.budget import CostModel, DensityBudget, cost_model_from_layers  # noqa: E402
-from snas.core.config import SpaceConfig, to_dict  # noqa: E402
-from snas.core.errors import SearchError  # noqa: E402
-from snas.paths import default_storage_path  # noqa: E402,F401  (re-exported)
-from snas.store import ResultsStore  # noqa: E402
+from snas import runner
+from snas.core import faults
+from snas.core import metrics as M
+from snas.core.budget import CostModel, DensityBudget, cost_model_from_layers
+from snas.core.config import SpaceConfig, to_dict
+from snas.core.density import density_keys, density_list, is_dense
+from snas.paths import default_storage_path  # noqa: F401  (re-exported)
+from snas.runner import (  # noqa: F401  (re-exported: the CLI and compare use them)
+    check_search_name,
+    fit_tuner,
+    init_ray,
+    prune_checkpoints,
+)
+from snas.store import ResultsStore
 
 SUMMARY_KEYS = (M.TEST_ACCURACY, M.TEST_LOSS, M.VAL_ACCURACY, M.VAL_LOSS, M.TRAIN_LOSS,
                 M.TRAIN_ACCURACY, M.EGF_1, M.EGF_2, M.GRAD_NORM_1, M.GRAD_NORM_2,
@@ -50,11 +51,9 @@ EPOCH_KEYS = (*M.EPOCH_SCALARS, M.REALIZED_DENSITY, M.TEST_ACCURACY, M.TEST_LOSS
               M.ACTIVE_FLOPS, M.TOTAL_FLOPS)
 
 
-def density_config(result_or_config: Mapping[str, Any]) -> list[float] | None:
-    from trainables.tune_trainable import density_from_config
-
-    d = density_from_config(result_or_config)
-    return [d] if isinstance(d, float) else d
+def density_config(result_or_config: Mapping[str, Any]) -> list[float]:
+    """A trial's density as a list (:func:`snas.core.density.density_list`)."""
+    return density_list(result_or_config)
 
 
 class StoreCallback(tune.Callback):
@@ -78,14 +77,12 @@ class StoreCallback(tune.Callback):
         self._last: dict[str, dict[str, Any]] = {}
         self._ended: set[str] = set()
         self._reconciled = False
-        self._wiring_pool: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state["_store"] = None
         state["_out"] = None
         state["_reconciled"] = False  # a restored run reconciles again
-        state["_wiring_pool"] = None
         return state
 
     @property
@@ -117,7 +114,7 @@ class StoreCallback(tune.Callback):
         density = density_config(trial.config)
         self.store.upsert_trial(self.search, trial.trial_id, density=density,
                                 config={k: v for k, v in trial.config.items() if k != "space"},
-                                status="running", is_baseline=is_dense_config(trial.config))
+                                status="running", is_baseline=self.is_baseline(trial.config))
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict,
                         **info: Any) -> None:
@@ -152,13 +149,7 @@ class StoreCallback(tune.Callback):
         checkpoint = getattr(trial, "checkpoint", None)
         path = getattr(checkpoint, "path", None)
         if path:
-            # Graph statistics take a noticeable fraction of a second for a few-thousand-
-            # neuron MLP: compute them off the Tune loop, in one background thread.
-            if self._wiring_pool is None:
-                from concurrent.futures import ThreadPoolExecutor
-
-                self._wiring_pool = ThreadPoolExecutor(1, thread_name_prefix="snas-wiring")
-            self._wiring_pool.submit(self._record_wiring, trial.trial_id, str(path))
+            self._record_wiring(trial.trial_id, str(path))
         self.store.upsert_trial(self.search, trial.trial_id, status=status,
                                 checkpoint_path=str(path) if path else None)
         self._progress(trials, trial.trial_id, status, result)
@@ -168,22 +159,24 @@ class StoreCallback(tune.Callback):
                                 error=_error_text(trial))
         self._progress(trials, trial.trial_id, "error", {})
 
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.flush()
-
-    def flush(self) -> None:
-        """Wait until every wiring record is written."""
-        if self._wiring_pool is not None:
-            self._wiring_pool.shutdown(wait=True)
-            self._wiring_pool = None
-
     # ---- helpers --------------------------------------------------------------------
+    def is_baseline(self, config: Mapping[str, Any]) -> bool:
+        """Whether the trial of ``config`` is the search's dense baseline."""
+        return is_dense_config(config)
+
     def _record_wiring(self, trial_id: str, checkpoint_dir: str) -> None:
-        from trainables.wiring_record import wiring_record
+        """Store the wiring record the trainable wrote into the trial's last checkpoint;
+        rebuild it from the checkpoint where there is none (older checkpoints, a trial
+        stopped at an epoch where it could not end)."""
+        from trainables.checkpoint import read_wiring_record
 
         try:
-            graph, stats = wiring_record(checkpoint_dir)
-            self.store.record_graph(self.search, trial_id, graph, stats)
+            record = read_wiring_record(checkpoint_dir)
+            if record is None:
+                from trainables.wiring_record import wiring_record
+
+                record = wiring_record(checkpoint_dir)
+            self.store.record_graph(self.search, trial_id, *record)
         except Exception as exc:  # noqa: BLE001 - a missing graph must not kill the search
             self._print(f"trial {trial_id}: no wiring record ({type(exc).__name__}: {exc})")
 
@@ -232,20 +225,9 @@ class SearchRequest:
     quiet: bool = False
 
 
-def check_search_name(name: str) -> str:
-    """A search name becomes a folder name: letters, digits, ``-``, ``_``, ``.`` only."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
-        raise SearchError(f"search name must be 1-100 characters of letters, digits, '.', '_' "
-                          f"or '-' starting with a letter or digit, got {name!r}")
-    return name
-
-
 def is_dense_config(config: Mapping[str, Any]) -> bool:
     """Whether a trial config is the dense baseline (every density 1.0)."""
-    density = density_config(config)
-    return bool(density) and all(d == 1.0 for d in density)
+    return is_dense(config)
 
 
 class BaselineKeepingASHA(ASHAScheduler):
@@ -285,10 +267,8 @@ def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
     from ray.tune.schedulers import FIFOScheduler
 
     from snas.searchers import DensitySpace, make_searcher
-    from trainables.tune_trainable import DENSITY_KEY, density_key
 
-    names = ((DENSITY_KEY,) if space.density.uniform
-             else tuple(density_key(i) for i in range(len(layers))))
+    names = density_keys(len(layers), uniform=space.density.uniform)
     s = space.search
     cost_model, budget = search_budget(space, layers)
     searcher = make_searcher(
@@ -324,85 +304,60 @@ def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
             for spec, p in zip(layer_specs(model), positions, strict=True)]
 
 
-def init_ray(address: str | None) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR",
-                 runtime_env=faults.runtime_env())
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray instance"
-        raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
-                          ) from None
+# Experiments saved before the runner existed pickled Tune's trial-folder namer from here
+# by reference; `snas resume` of such a run unpickles it under this name.
+_trial_dirname = runner.trial_dirname
 
 
-def _trial_dirname(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
-
-
-def _run_config(name: str, storage_path: Path, callback: StoreCallback, max_failures: int = 0
-                ) -> Any:
-    return tune.RunConfig(
-        name=name, storage_path=str(storage_path), callbacks=[callback], verbose=0,
-        # Keep every checkpoint while the search runs: after a hard kill, Tune's restored
-        # state may point at a checkpoint a few epochs old (its state lags up to 1 s), and
-        # a deleted one cannot be restored. Finished searches are pruned to the last one.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
-                                                checkpoint_at_end=True),
-        # A trial whose node dies (or whose worker is killed) restarts from its last
-        # checkpoint on any node with room, up to max_failures times.
-        failure_config=tune.FailureConfig(max_failures=max_failures),
-    )
-
-
-def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
-    """Start a new search and run it to the end."""
-    space = request.space
-    if store.get_search(request.name) is not None:
-        raise SearchError(f"a search named {request.name!r} already exists in the store; "
-                          f"continue it with `snas resume {request.name}` or pick another --name")
-    experiment = request.storage_path / request.name
-    if experiment.exists():
-        raise SearchError(f"experiment folder {str(experiment)!r} already exists; pick another "
-                          "--name or remove the folder")
-    layers = layer_table(space)
-    _, budget = search_budget(space, layers)  # an impossible budget fails before Ray starts
-    init_ray(request.address)
-    params = {"metric": space.search.metric, "mode": space.search.mode,
-              "layers": layers, "store_url": request.store_url, "address": request.address,
-              "budget": to_dict(space.budget), "multi_objective": space.search.multi_objective,
-              "dense_baseline": runs_dense_baseline(space, budget)}
-    store.create_search(request.name, request.space_text, space.to_dict(), space.search.searcher.name,
-                        space.search.num_samples, str(experiment), params)
-    faults.point("search_created")
-    tuner = _new_tuner(space, layers, request.name,
-                       request.storage_path, request.store_url, request.quiet)
-    return _fit(tuner, store, request.name)
-
-
-def _new_tuner(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: str,
-               storage_path: Path, store_url: str, quiet: bool) -> Any:
+def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: str,
+                storage_path: Path, store_url: str, quiet: bool) -> runner.Experiment:
+    """The Tune run of a search: its searcher, scheduler, store callback and trainable."""
     from trainables.tune_trainable import SnasTrainable
 
     searcher, scheduler, param_space = _tune_objects(space, layers)
     callback = StoreCallback(store_url, name, space.search.metric, space.search.mode,
                              space.training.epochs, space.search.num_samples, quiet=quiet)
-    return tune.Tuner(
-        tune.with_resources(SnasTrainable, _resources(space)),
-        param_space=param_space,
-        tune_config=tune.TuneConfig(metric=space.search.metric, mode=space.search.mode,
-                                    search_alg=searcher, scheduler=scheduler,
-                                    num_samples=space.search.num_samples, reuse_actors=True,
-                                    trial_dirname_creator=_trial_dirname),
-        run_config=_run_config(name, storage_path, callback, space.resources.max_failures),
-    )
+    return runner.Experiment(
+        name=name, storage_path=storage_path, trainable=SnasTrainable,
+        resources=_resources(space), param_space=param_space, searcher=searcher,
+        scheduler=scheduler, num_samples=space.search.num_samples, callbacks=(callback,),
+        metric=space.search.metric, mode=space.search.mode, checkpoints="all",
+        max_failures=space.resources.max_failures)
 
 
 def _resources(space: SpaceConfig) -> dict[str, float]:
     return {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
+
+
+def _record_pareto_front(store: ResultsStore, name: str) -> None:
+    from snas.results import search_pareto_front
+
+    front = search_pareto_front(store, name)[0]
+    store.update_search_params(name, {"pareto_front": [t["trial_id"] for t in front]})
+
+
+_TAKEN_HINT = "continue it with `snas resume {name}` or pick another --name"
+
+
+def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
+    """Start a new search and run it to the end."""
+    space = request.space
+    # Before the layer table (torch, the dataset): a taken name fails at once.
+    runner.check_new_experiment(store, request.name, request.storage_path,
+                                taken_hint=_TAKEN_HINT.format(name=request.name))
+    layers = layer_table(space)
+    _, budget = search_budget(space, layers)  # an impossible budget fails before Ray starts
+    experiment = _experiment(space, layers, request.name, request.storage_path,
+                             request.store_url, request.quiet)
+    params = {"metric": space.search.metric, "mode": space.search.mode,
+              "layers": layers, "store_url": request.store_url, "address": request.address,
+              "budget": to_dict(space.budget), "multi_objective": space.search.multi_objective,
+              "dense_baseline": runs_dense_baseline(space, budget)}
+    record = runner.Record(request.space_text, space.to_dict(), space.search.searcher.name,
+                           space.search.num_samples, params)
+    return runner.run(experiment, record, store, address=request.address,
+                      on_complete=_record_pareto_front,
+                      taken_hint=_TAKEN_HINT.format(name=request.name))
 
 
 def resume_search(name: str, store: ResultsStore, address: str | None = None,
@@ -415,79 +370,19 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
     """
     from trainables.tune_trainable import SnasTrainable
 
-    record = store.get_search(name)
-    if record is None:
-        raise SearchError(f"no search named {name!r} in the store; `snas list` shows the "
-                          "searches")
-    if record["status"] == "finished":
-        raise SearchError(f"search {name!r} already finished; `snas show {name}` lists its "
-                          "trials")
-    experiment = Path(record["storage_path"])
+    record = runner.stored_search(store, name)
+    folder = Path(record["storage_path"])
     # The stored space is the validated one, --set overrides included.
     space = SpaceConfig.from_dict(record["space"])
     params = record["params"]
-    restorable = tune.Tuner.can_restore(str(experiment))
-    if not restorable and store.trials(name):
-        raise SearchError(f"search {name!r} has no restorable experiment state at "
-                          f"{str(experiment)!r}")
-    init_ray(address or params.get("address"))
-    store.set_search_status(name, "running")
-    if restorable:
-        tuner = tune.Tuner.restore(str(experiment),
-                                   tune.with_resources(SnasTrainable, _resources(space)),
-                                   resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)
-    else:
-        tuner = _new_tuner(space, params.get("layers") or layer_table(space), name,
-                           experiment.parent,
-                           store_url or params["store_url"], quiet=False)
-    return _fit(tuner, store, name)
 
+    def fresh() -> runner.Experiment:
+        return _experiment(space, params.get("layers") or layer_table(space), name,
+                           folder.parent, store_url or params["store_url"], quiet=False)
 
-def fit_tuner(tuner: Any, store: ResultsStore, name: str) -> list[dict[str, Any]]:
-    """Run ``tuner.fit()`` for search ``name``; returns its stored trials afterwards.
-
-    Ctrl-C marks the search ``interrupted`` and any other exception ``failed`` (both are
-    re-raised); setting the final status is the caller's job.
-    """
-    try:
-        tuner.fit()
-    except KeyboardInterrupt:
-        store.set_search_status(name, "interrupted")
-        raise
-    except Exception:
-        store.set_search_status(name, "failed")
-        raise
-    return store.trials(name)
-
-
-def _fit(tuner: Any, store: ResultsStore, name: str) -> dict[str, Any]:
-    start = time.perf_counter()
-    trials = fit_tuner(tuner, store, name)
-    faults.point("search_end")
-    unfinished = [t for t in trials if t["status"] in ("pending", "running")]
-    if not unfinished:
-        from snas.results import search_pareto_front
-
-        front = search_pareto_front(store, name)[0]
-        store.update_search_params(name, {"pareto_front": [t["trial_id"] for t in front]})
-    store.set_search_status(name, "interrupted" if unfinished else "finished")
-    if not unfinished:
-        prune_checkpoints(trials)
-    return {"name": name, "seconds": time.perf_counter() - start}
-
-
-def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
-    """Delete every checkpoint of a finished trial but the one the store points at."""
-    import shutil
-
-    for t in trials:
-        keep = t.get("checkpoint_path")
-        if not keep or not Path(keep).is_dir():
-            continue
-        for old in Path(keep).parent.glob("checkpoint_*"):
-            if old.is_dir() and old != Path(keep):
-                shutil.rmtree(old, ignore_errors=True)
+    return runner.resume(store, name, SnasTrainable, _resources(space), fresh=fresh,
+                         address=address or params.get("address"),
+                         on_complete=_record_pareto_front)
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",

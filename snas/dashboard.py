@@ -5,7 +5,7 @@ A stdlib HTTP server (one thread per request) serves a static page
 JSON API the page polls every few seconds, so it follows a search while it runs:
 
 * ``GET /api/searches``: every search with status, trial counts and best value.
-* ``GET /api/search/<name>``: the search, its trials ranked (:func:`snas.results.ranked_trials`)
+* ``GET /api/search/<name>``: the search, its trials ranked (:class:`snas.view.SearchView`)
   with density vectors and metrics, the dense baseline and the layer names.
 * ``GET /api/search/<name>/epochs``: per trial, the per-epoch curves (accuracy, loss, EGF).
 * ``GET /api/search/<name>/graph/<trial>``: a trial's wiring graph laid out in layers,
@@ -39,6 +39,7 @@ from urllib.parse import unquote, urlsplit
 from snas.core import metrics as M
 from snas.core.errors import SearchError, SnasError
 from snas.store import ResultsStore
+from snas.view import SearchView
 
 __all__ = ["MAX_DRAWN_EDGES", "DashboardServer", "graph_layout", "make_server"]
 
@@ -101,25 +102,21 @@ def searches_payload(store: ResultsStore) -> dict[str, Any]:
             "searches": [{k: s.get(k) for k in keep} for s in store.list_searches()]}
 
 
-def search_payload(store: ResultsStore, name: str) -> dict[str, Any]:
-    from snas.results import ranked_trials
-
-    record = store.get_search(name)
-    if record is None:
-        raise SearchError(f"no search named {name!r}")
-    ranked, baseline, metric, mode = ranked_trials(store, name)
-    params = record.get("params") or {}
-    layers = [str(layer.get("name", f"layer {i}")) if isinstance(layer, Mapping) else str(layer)
-              for i, layer in enumerate(params.get("layers") or [])]
+def search_payload(view: SearchView) -> dict[str, Any]:
+    """A search's page data: its fields, metric and mode, layer names, the dense baseline's
+    id and the ranked trials (``rank`` None for a trial without a finite metric)."""
+    metric = view.metric
     trials = []
-    for rank, t in enumerate(ranked, 1):
+    for rank, t in enumerate(view.ranked, 1):
         row = {k: v for k, v in t.items() if k not in _HIDDEN_TRIAL_FIELDS}
         row["rank"] = rank if _number(t.get(metric)) is not None else None
         trials.append(row)
-    search = {k: record.get(k) for k in ("name", "status", "searcher", "num_samples",
-                                         "created_at", "updated_at", "finished_at")}
-    return {"search": search, "metric": metric, "mode": mode, "layers": layers,
-            "baseline": baseline["trial_id"] if baseline else None, "trials": trials}
+    search = {k: view.record.get(k) for k in ("name", "status", "searcher", "num_samples",
+                                              "created_at", "updated_at", "finished_at")}
+    return {"search": search, "metric": metric, "mode": view.mode,
+            "layers": [layer["name"] for layer in view.layers],
+            "baseline": view.baseline["trial_id"] if view.baseline else None,
+            "trials": trials}
 
 
 def epochs_payload(store: ResultsStore, name: str) -> dict[str, Any]:
@@ -347,7 +344,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if len(parts) >= 2 and parts[0] == "search" and parts[1]:
             name, rest = parts[1], parts[2:]
             if not rest:
-                return search_payload(store, name)
+                return search_payload(SearchView.load(store, name))
             if rest == ["epochs"]:
                 return epochs_payload(store, name)
             if len(rest) == 2 and rest[0] == "graph" and rest[1]:

@@ -1,7 +1,7 @@
 """``snas report NAME --out DIR``: a static HTML report of one search, with figures.
 
-The report reads the results store only (:meth:`ResultsStore.trials`, ``epochs_frame``,
-``graph`` through the dashboard's data shaping and :mod:`snas.results`) and writes into
+The report reads the results store only (the search through one
+:class:`~snas.view.SearchView`, then ``epochs_frame`` and ``graph``) and writes into
 ``DIR``:
 
 * ``index.html``: the summary (search, searcher, trials by status, the best trial and its
@@ -68,6 +68,9 @@ _STYLE = {"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top
           "axes.spines.right": False, "svg.fonttype": "path", "svg.hashsalt": "snas-report",
           "figure.dpi": DPI}
 _BASELINE_COLOR = "#9a6700"
+#: Cost metric -> (axis label, the dense network's total, unit), for the accuracy figure.
+_COSTS = {M.ACTIVE_WEIGHTS: ("active weights", M.TOTAL_WEIGHTS, "weights"),
+          M.ACTIVE_FLOPS: ("active FLOPs", M.TOTAL_FLOPS, "FLOPs")}
 
 
 class NoData(Exception):  # noqa: N818 - a figure's outcome, not an error
@@ -107,6 +110,8 @@ class ReportData:
     record: dict[str, Any]  # ResultsStore.get_search
     metric: str
     mode: str
+    cost: str  # what the Pareto front minimises (SearchView.cost)
+    front: list[dict[str, Any]]  # the Pareto front, cheapest first (SearchView.pareto_front)
     layers: list[dict[str, Any]]  # {"name", "shape"} per maskable layer
     trials: list[dict[str, Any]]  # ranked best first; "rank" is None when unscored
     baseline: dict[str, Any] | None  # the dense-baseline trial
@@ -123,25 +128,20 @@ class ReportData:
 
 
 def load_report_data(store: Any, name: str, top: int = 10) -> ReportData:
-    """Read a search for the report (ranked trials, curves, layers); SearchError if absent."""
+    """Read a search for the report (ranked trials, front, curves, layers); SearchError if
+    absent."""
     from snas.dashboard import epochs_payload, search_payload
-    from snas.results import search_record
+    from snas.view import SearchView
 
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ConfigError(f"--top must be an integer >= 1, got {top!r}")
-    record = search_record(store, name)
-    payload = search_payload(store, name)
-    raw_layers = (record.get("params") or {}).get("layers") or []
-    layers = []
-    for i, layer in enumerate(raw_layers):
-        layer = layer if isinstance(layer, Mapping) else {"name": layer}
-        shape = layer.get("shape")
-        layers.append({"name": str(layer.get("name", f"layer {i}")),
-                       "shape": list(shape) if isinstance(shape, list) else None})
+    view = SearchView.load(store, name)
+    payload = search_payload(view)
     trials = payload["trials"]
     baseline = next((t for t in trials if t["trial_id"] == payload["baseline"]), None)
-    return ReportData(name, record, payload["metric"], payload["mode"], layers, trials,
-                      baseline, epochs_payload(store, name)["trials"], top)
+    return ReportData(name, dict(view.record), view.metric, view.mode, view.cost,
+                      [dict(t) for t in view.pareto_front], view.layers, trials, baseline,
+                      epochs_payload(store, name)["trials"], top)
 
 
 def _density(trial: Mapping[str, Any], n_layers: int) -> list[float]:
@@ -165,24 +165,23 @@ def _figure(width: float, height: float, **kwargs: Any) -> Any:
 
 
 def accuracy_figure(data: ReportData) -> tuple[Any, str]:
-    """The search metric (and test accuracy) vs active weights of every trial, with the
-    Pareto front of the full-fidelity trials and the dense baseline marked."""
+    """The search metric (and test accuracy) vs the search's cost (active weights, or active
+    FLOPs for a FLOPs budget) of every trial, with the Pareto front of the full-fidelity
+    trials (the one ``snas export --pareto`` writes) and the dense baseline marked."""
     from matplotlib.ticker import FuncFormatter
 
-    from snas.results import pareto_front
-
-    metric, trials = data.metric, data.trials
+    metric, trials, cost = data.metric, data.trials, data.cost
+    cost_label, total_key, unit = _COSTS[cost]
     panels = [metric] + ([M.TEST_ACCURACY] if metric != M.TEST_ACCURACY else [])
-    have = {key: [t for t in trials if _finite(t.get(key)) and _finite(t.get(M.ACTIVE_WEIGHTS))]
+    have = {key: [t for t in trials if _finite(t.get(key)) and _finite(t.get(cost))]
             for key in panels}
     if not have[metric]:
-        raise NoData(f"no trial has reported {metric} and active weights yet")
-    front = pareto_front(trials, metric, data.mode)
+        raise NoData(f"no trial has reported {metric} and {cost_label} yet")
+    front = data.front
     front_ids = [t["trial_id"] for t in front]
-    xs = [float(t[M.ACTIVE_WEIGHTS]) for key in panels for t in have[key]]
+    xs = [float(t[cost]) for key in panels for t in have[key]]
     log_x = min(xs) > 0 and max(xs) / min(xs) >= 20
-    total = next((t.get(M.TOTAL_WEIGHTS) for t in trials if _finite(t.get(M.TOTAL_WEIGHTS))),
-                 None)
+    total = next((t.get(total_key) for t in trials if _finite(t.get(total_key))), None)
     fig = _figure(5.4 * len(panels), 4.3)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     groups = (("terminated", "trained every epoch", "C0", 0.9),
@@ -195,12 +194,12 @@ def accuracy_figure(data: ReportData) -> tuple[Any, str]:
             chosen = [t for t in points if t["status"] == status
                       or (status is None and t["status"] not in ("terminated", "stopped"))]
             if chosen:
-                ax.scatter([t[M.ACTIVE_WEIGHTS] for t in chosen], [t[key] for t in chosen],
+                ax.scatter([t[cost] for t in chosen], [t[key] for t in chosen],
                            s=28, color=color, alpha=alpha, label=label, zorder=3,
                            edgecolors="white", linewidths=0.6)
         on_front = [by_id[i] for i in front_ids if _finite(by_id[i].get(key))]
         if on_front:
-            fx = [t[M.ACTIVE_WEIGHTS] for t in on_front]
+            fx = [t[cost] for t in on_front]
             fy = [t[key] for t in on_front]
             if key == metric:  # the attainment staircase of the front
                 ax.step(fx, fy, where="post", color="#b42318", lw=1.4, zorder=2,
@@ -212,8 +211,8 @@ def accuracy_figure(data: ReportData) -> tuple[Any, str]:
         base = data.baseline
         if base and _finite(base.get(key)):
             ax.axhline(base[key], color=_BASELINE_COLOR, ls="--", lw=1, zorder=1)
-            if _finite(base.get(M.ACTIVE_WEIGHTS)):
-                ax.scatter([base[M.ACTIVE_WEIGHTS]], [base[key]], marker="*", s=190,
+            if _finite(base.get(cost)):
+                ax.scatter([base[cost]], [base[key]], marker="*", s=190,
                            color=_BASELINE_COLOR, edgecolors="black", lw=0.6, zorder=5,
                            label="dense baseline")
         if not have[key]:
@@ -222,20 +221,20 @@ def accuracy_figure(data: ReportData) -> tuple[Any, str]:
         if log_x:
             ax.set_xscale("log")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.set_xlabel("active weights" + (" (log scale)" if log_x else ""))
+        ax.set_xlabel(cost_label + (" (log scale)" if log_x else ""))
         ax.set_ylabel(_mpl(key))
         if _finite(total) and total > 0:
             top_axis = ax.secondary_xaxis("top", functions=(lambda x, n=total: x / n,
                                                             lambda f, n=total: f * n))
-            top_axis.set_xlabel("fraction of the dense network's weights")
+            top_axis.set_xlabel(f"fraction of the dense network's {unit}")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7.5, loc="best")
     scored = sum(1 for t in have[metric] if not t.get("is_baseline"))
     caption = (f"{metric} ({'higher' if data.mode == 'max' else 'lower'} is better)"
                + (" and test accuracy" if len(panels) > 1 else "")
-               + f" against active weights, {scored} trial(s). Red: the Pareto front "
+               + f" against {cost_label}, {scored} trial(s). Red: the Pareto front "
                f"(snas.results.pareto_front: no other trial has at least as good a {metric} "
-               "with at most as many active weights) over the trials that trained every "
+               f"with at most as many {cost_label}) over the trials that trained every "
                f"epoch, {len(front)} trial(s)")
     caption += ("; the test panel shows the same trials, selected by "
                 f"{metric}, not by test accuracy." if len(panels) > 1 else ".")
@@ -726,13 +725,14 @@ figcaption { color: var(--muted); margin-top: .4em; overflow-wrap: anywhere; }
 def _page_html(data: ReportData, figures: Mapping[str, dict[str, Any]], fmt: str,
                generated: str) -> str:
     sections = []
+    titles = {**_TITLES, "accuracy": f"Accuracy vs {_COSTS[data.cost][0]}"}
     for name in FIGURES:
         fig = figures[name]
-        body = (f'<figure><img src="{_e(fig["file"])}" alt="{_e(_TITLES[name])}" '
+        body = (f'<figure><img src="{_e(fig["file"])}" alt="{_e(titles[name])}" '
                 f'width="{fig["width"]}" height="{fig["height"]}">'
                 f"<figcaption>{_e(fig['caption'])}</figcaption></figure>" if fig.get("file")
                 else f'<p class="no-data">No data: {_e(fig["note"])}.</p>')
-        sections.append(f'<section id="figure-{name}"><h2>{_e(_TITLES[name])}</h2>\n'
+        sections.append(f'<section id="figure-{name}"><h2>{_e(titles[name])}</h2>\n'
                         f"{body}</section>")
     csp = "default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'"
     return f"""<!DOCTYPE html>

@@ -1,4 +1,8 @@
-"""Reading searches back: ranking, tables and the export file. No torch, no Ray.
+"""Pure functions over a search's trial dicts: ranking, Pareto front, cost, text tables.
+
+No store, no torch, no Ray: :class:`snas.view.SearchView` reads a search once and derives
+its ranking and front with these; ``snas show``, export, the dashboard, the report,
+``snas analyze`` and ``snas topology`` read them from that view.
 
 Ranking: trials that trained every epoch come first (their metric is full-fidelity), then
 trials ASHA stopped early, each group by the search's metric and mode, equal metrics by
@@ -7,49 +11,36 @@ fewer active weights; trials without a finite metric (failed, still pending) com
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from snas.core import metrics as M
-from snas.core.errors import ConfigError, SearchError
-from snas.store import ResultsStore
 
-EXPORT_FORMAT = "snas-export/1"
+__all__ = ["cost_metric", "finite", "format_density", "pareto_front", "rank_trials",
+           "ranked_trials", "search_pareto_front", "searches_table", "trials_table"]
 
 
-def _finite(value: Any) -> bool:
+def finite(value: Any) -> bool:
+    """A real, finite number (not a bool, not None, not NaN)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def search_record(store: ResultsStore, name: str) -> dict[str, Any]:
-    record = store.get_search(name)
-    if record is None:
-        raise SearchError(f"no search named {name!r} in the store; `snas list` shows the "
-                          "searches")
-    return record
-
-
-def ranked_trials(store: ResultsStore, name: str) -> tuple[list[dict], dict | None, str, str]:
-    """(trials ranked best first, the dense-baseline trial or None, metric, mode)."""
-    record = search_record(store, name)
-    metric = record["params"].get("metric", M.VAL_ACCURACY)
-    mode = record["params"].get("mode", "max")
-    trials = store.trials(name)
+def rank_trials(trials: Sequence[Mapping[str, Any]], metric: str, mode: str
+                ) -> list[Mapping[str, Any]]:
+    """``trials`` best first (the module docstring's rules); a stable sort, so trials that
+    tie on every key keep their order (creation order from the store)."""
 
     def key(t: Mapping[str, Any]) -> tuple[int, int, float, float]:
         value = t.get(metric)
-        if not _finite(value):
+        if not finite(value):
             return (1, 1, 0.0, 0.0)
         full = 0 if t["status"] == "terminated" else 1
         active = t.get(M.ACTIVE_WEIGHTS)  # equal metric: the sparser network ranks first
         return (0, full, -float(value) if mode == "max" else float(value),
-                float(active) if _finite(active) else math.inf)
+                float(active) if finite(active) else math.inf)
 
-    baseline = next((t for t in trials if t.get("is_baseline")), None)
-    return sorted(trials, key=key), baseline, metric, mode
+    return sorted(trials, key=key)
 
 
 def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURACY,
@@ -65,7 +56,7 @@ def pareto_front(trials: Sequence[Mapping[str, Any]], metric: str = M.VAL_ACCURA
     """
     sign = 1.0 if mode == "max" else -1.0
     points = [t for t in trials
-              if _finite(t.get(metric)) and _finite(t.get(cost))
+              if finite(t.get(metric)) and finite(t.get(cost))
               and (not full_fidelity or t.get("status") == "terminated")]
     # Sweep by cost ascending (better metric first on ties): a point is on the front iff it
     # beats the best metric seen among cheaper-or-equal points.
@@ -87,18 +78,8 @@ def cost_metric(record: Mapping[str, Any]) -> str:
     return M.ACTIVE_FLOPS if budget.get("resource") == "flops" else M.ACTIVE_WEIGHTS
 
 
-def search_pareto_front(store: ResultsStore, name: str) -> tuple[list[dict], str, str, str]:
-    """(front trials cheapest first, metric, mode, cost) of a search, from its stored trials
-    (full-fidelity trials only, see :func:`pareto_front`)."""
-    record = search_record(store, name)
-    metric = record["params"].get("metric", M.VAL_ACCURACY)
-    mode = record["params"].get("mode", "max")
-    cost = cost_metric(record)
-    return pareto_front(store.trials(name), metric, mode, cost), metric, mode, cost
-
-
 def _num(value: Any, spec: str = ".4f") -> str:
-    return format(value, spec) if _finite(value) else "-"
+    return format(value, spec) if finite(value) else "-"
 
 
 def format_density(density: Sequence[float] | None, limit: int = 12) -> str:
@@ -109,23 +90,38 @@ def format_density(density: Sequence[float] | None, limit: int = 12) -> str:
 
 
 def trials_table(trials: Sequence[Mapping[str, Any]], metric: str,
-                 baseline: Mapping[str, Any] | None = None, top: int | None = None) -> str:
-    """A fixed-width table of trials (rank, status, epochs, metrics, density vector)."""
+                 baseline: Mapping[str, Any] | None = None, top: int | None = None,
+                 near_best: Collection[str] = ()) -> str:
+    """A fixed-width table of trials (rank, status, epochs, metrics, density vector).
+
+    ``near_best``: ids of trials within noise of the best, marked ``~`` after their metric.
+    Trials with a ``confirmed_test_accuracy`` (a confirmed search) get a column with the
+    confirmed mean ± sd over seeds.
+    """
     rows = list(trials)[:top] if top else list(trials)
-    header = (f"{'rank':>4}  {'trial':<20}{'status':<11}{'epochs':>6}  {metric:>12}"
-              f"{'test_acc':>10}{'active':>10}{'vs dense':>10}{'egf_2':>9}  density")
+    confirmed = any("confirmed_test_accuracy" in t for t in rows)
+    header = (f"{'rank':>4}  {'trial':<20}{'status':<11}{'epochs':>6}  {metric:>12} "
+              + (f"{'confirmed test':>18}" if confirmed else "")
+              + f"{'test_acc':>10}{'active':>10}{'vs dense':>10}{'egf_2':>9}  density")
     lines = [header]
     base_value = baseline.get(metric) if baseline else None
     for rank, t in enumerate(rows, 1):
         value = t.get(metric)
-        delta = (f"{value - base_value:+.4f}" if _finite(value) and _finite(base_value) else "-")
+        delta = (f"{value - base_value:+.4f}" if finite(value) and finite(base_value) else "-")
         if t.get("is_baseline"):
             delta = "dense"
         active = t.get(M.ACTIVE_WEIGHTS)
+        mark = "~" if t["trial_id"] in near_best else " "
+        shown = ""
+        if confirmed:
+            mean, sd = t.get("confirmed_test_accuracy"), t.get("confirmed_sd")
+            shown = (f"{mean:.4f} ± {sd:.4f}" if finite(mean) and finite(sd)
+                     else (_num(mean) if finite(mean) else "-"))
+            shown = f"{shown:>18}"
         lines.append(
             f"{rank:>4}  {t['trial_id']:<20}{t['status']:<11}{t.get('epochs', 0):>6}  "
-            f"{_num(value):>12}{_num(t.get(M.TEST_ACCURACY)):>10}"
-            f"{(f'{active:,}' if _finite(active) else '-'):>10}{delta:>10}"
+            f"{_num(value):>12}{mark}{shown}{_num(t.get(M.TEST_ACCURACY)):>10}"
+            f"{(f'{active:,}' if finite(active) else '-'):>10}{delta:>10}"
             f"{_num(t.get(M.EGF_2), '.3g'):>9}  {format_density(t.get('density'))}")
     return "\n".join(lines)
 
@@ -142,89 +138,23 @@ def searches_table(searches: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def export_document(store: ResultsStore, name: str, top: int = 5, pareto: bool = False
-                    ) -> dict[str, Any]:
-    """The JSON document ``snas export`` writes: the top trials with layer-named densities.
-
-    With ``pareto`` the trials are instead the search's Pareto front (best ``metric`` for
-    the fewest active weights, or FLOPs for a FLOPs budget), cheapest first, all of them
-    (``top`` is ignored); ``rank`` is the position on the front.
-    """
-    if top < 1:
-        raise ConfigError(f"--top must be an integer >= 1, got {top!r}")
-    record = search_record(store, name)
-    ranked, baseline, metric, mode = ranked_trials(store, name)
-    layers = record["params"].get("layers", [])
-
-    def entry(rank: int | None, t: Mapping[str, Any]) -> dict[str, Any]:
-        density = list(t.get("density") or [])
-        if len(density) == 1 and len(layers) > 1:  # a uniform search: one scalar
-            density = density * len(layers)
-        return {
-            "rank": rank,
-            "trial_id": t["trial_id"],
-            "status": t["status"],
-            "is_baseline": bool(t.get("is_baseline")),
-            "density": density,
-            "layers": [{"name": spec["name"], "shape": spec["shape"], "density": d}
-                       for spec, d in zip(layers, density, strict=False)],
-            "epochs": t.get("epochs"),
-            metric: t.get(metric),
-            M.VAL_ACCURACY: t.get(M.VAL_ACCURACY),
-            M.TEST_ACCURACY: t.get(M.TEST_ACCURACY),
-            M.ACTIVE_WEIGHTS: t.get(M.ACTIVE_WEIGHTS),
-            M.TOTAL_WEIGHTS: t.get(M.TOTAL_WEIGHTS),
-            M.ACTIVE_FLOPS: t.get(M.ACTIVE_FLOPS),
-            M.TOTAL_FLOPS: t.get(M.TOTAL_FLOPS),
-            M.EGF_1: t.get(M.EGF_1),
-            M.EGF_2: t.get(M.EGF_2),
-            "checkpoint_path": t.get("checkpoint_path"),
-        }
-
-    doc = {
-        "format": EXPORT_FORMAT,
-        "search": name,
-        "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "metric": metric,
-        "mode": mode,
-        "space": record["space"],
-        "baseline": entry(None, baseline) if baseline else None,
-    }
-    if pareto:
-        cost = cost_metric(record)
-        front = pareto_front(ranked, metric, mode, cost)
-        if not front:
-            raise SearchError(f"search {name!r} has no Pareto front yet: no trial has trained "
-                              "every epoch")
-        doc["pareto"] = {"objectives": {metric: mode, cost: "min"},
-                         "trials_considered": "trained every epoch (status terminated)"}
-        doc["trials"] = [entry(i, t) for i, t in enumerate(front, 1)]
-    else:
-        scored = [t for t in ranked if _finite(t.get(metric))]
-        doc["trials"] = [entry(i, t) for i, t in enumerate(scored[:top], 1)]
-    return doc
+# --------------------------------------------------------------------------------------
+# For callers that hold a store rather than a view (the controller, tests): one read each.
 
 
-def read_export(path: str, rank: int = 1) -> dict[str, Any]:
-    """The trial of rank ``rank`` from an export file, validated."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(f"export file not found: {path!r}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read export file {path!r}: {exc}") from None
-    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-        raise ConfigError(f"{path!r} is not a snas export file (format {EXPORT_FORMAT})")
-    trials = doc.get("trials")
-    if not isinstance(trials, list) or not trials:
-        raise ConfigError(f"{path!r} holds no exported trials")
-    if not isinstance(rank, int) or not 1 <= rank <= len(trials):
-        raise ConfigError(f"--rank must be in [1, {len(trials)}] for {path!r}, got {rank!r}")
-    trial = trials[rank - 1]
-    density = trial.get("density") if isinstance(trial, dict) else None
-    if (not isinstance(density, list) or not density
-            or not all(_finite(d) and 0 < d <= 1 for d in density)):
-        raise ConfigError(f"{path!r}: trial of rank {rank} has no valid density vector "
-                          "(numbers in (0, 1])")
-    return trial
+def ranked_trials(store: Any, name: str) -> tuple[list[dict], dict | None, str, str]:
+    """(trials ranked best first, the dense-baseline trial or None, metric, mode) of a
+    stored search; see :class:`snas.view.SearchView`."""
+    from snas.view import SearchView
+
+    view = SearchView.load(store, name)
+    return list(view.ranked), view.baseline, view.metric, view.mode
+
+
+def search_pareto_front(store: Any, name: str) -> tuple[list[dict], str, str, str]:
+    """(front trials cheapest first, metric, mode, cost) of a stored search; see
+    :attr:`snas.view.SearchView.pareto_front`."""
+    from snas.view import SearchView
+
+    view = SearchView.load(store, name)
+    return list(view.pareto_front), view.metric, view.mode, view.cost

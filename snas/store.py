@@ -46,7 +46,8 @@ from snas.core import metrics as M
 from snas.core.errors import SearchError, StoreError
 from snas.paths import snas_home
 
-__all__ = ["SEARCH_STATUSES", "TRIAL_STATUSES", "ResultsStore", "default_store_url"]
+__all__ = ["SEARCH_STATUSES", "TRIAL_STATUSES", "ResultsStore", "default_store_url",
+           "search_objective"]
 
 SEARCH_STATUSES = ("running", "finished", "interrupted", "failed")
 # "stopped" = early-stopped by the scheduler (ASHA); "terminated" = ran to its last epoch.
@@ -245,6 +246,17 @@ def _density(value: Any) -> list[float]:
             raise ValueError(f"density[{i}] must be a number in [0, 1], got {d!r}")
         out.append(float(d))
     return out
+
+
+def search_objective(params: Any, space: Any) -> tuple[str, str]:
+    """(metric, mode) a search optimises: from its ``params``, else the space's ``search``
+    section, else ``val_accuracy``/``max``. Every reader takes them from here."""
+    params = params if isinstance(params, Mapping) else {}
+    section = space.get("search") if isinstance(space, Mapping) else None
+    section = section if isinstance(section, Mapping) else {}
+    metric = params.get("metric") or section.get("metric") or M.VAL_ACCURACY
+    mode = params.get("mode") or section.get("mode") or "max"
+    return metric, mode
 
 
 # --------------------------------------------------------------------------------------
@@ -480,10 +492,15 @@ class ResultsStore:
         with self._errors(action), self._engine.begin() as conn:
             yield conn
 
+    def no_search(self, name: str) -> SearchError:
+        """The one error for a search name that is not in this store."""
+        return SearchError(f"no search named {name!r} in the results store {self.url}; "
+                           "`snas list` shows the searches")
+
     def _search_pk(self, conn: sa.Connection, name: str) -> int:
         pk = conn.scalar(sa.select(searches.c.id).where(searches.c.name == name))
         if pk is None:
-            raise SearchError(f"no search named {name!r} in the results store {self.url}")
+            raise self.no_search(name)
         return pk
 
     def _trial_pk(self, conn: sa.Connection, search: str, trial_id: str, now: dt.datetime
@@ -538,6 +555,22 @@ class ResultsStore:
             row = conn.execute(sa.select(searches).where(searches.c.name == name)).first()
         return None if row is None else self._search_dict(row)
 
+    def require_search(self, name: str) -> dict[str, Any]:
+        """The search's stored fields; :meth:`no_search`'s SearchError if it is absent."""
+        record = self.get_search(name)
+        if record is None:
+            raise self.no_search(name)
+        return record
+
+    def read_search(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """``(get_search fields, trials)`` of a search from one snapshot (one read
+        transaction), for :class:`snas.view.SearchView`; SearchError if it is absent."""
+        with self._read("read search") as conn:
+            row = conn.execute(sa.select(searches).where(searches.c.name == name)).first()
+            if row is None:
+                raise self.no_search(name)
+            return self._search_dict(row), self._trials(conn, row.id)
+
     @staticmethod
     def _search_dict(row: sa.Row) -> dict[str, Any]:
         data = dict(row._mapping)
@@ -574,10 +607,7 @@ class ResultsStore:
 
     @staticmethod
     def _best(conn: sa.Connection, row: sa.Row) -> dict[str, Any]:
-        search_section = row.space.get("search") if isinstance(row.space, dict) else None
-        search_section = search_section if isinstance(search_section, dict) else {}
-        metric = row.params.get("metric") or search_section.get("metric") or M.VAL_ACCURACY
-        mode = row.params.get("mode") or search_section.get("mode") or "max"
+        metric, mode = search_objective(row.params, row.space)
         best = {"metric": metric, "mode": mode, "best_value": None, "best_trial": None}
         table = (epochs if metric in EPOCH_COLUMNS
                  else summaries if metric in SUMMARY_COLUMNS else None)
@@ -738,23 +768,26 @@ class ResultsStore:
         (a metric never overwrites one of those fields).
         """
         with self._read("read trials") as conn:
-            search_pk = self._search_pk(conn, search)
-            in_search = trials.c.search_id == search_pk
-            rows = conn.execute(sa.select(trials).where(in_search).order_by(trials.c.id)).all()
-            stats = sa.select(epochs.c.trial_pk, sa.func.count().label("n"),
-                              sa.func.max(epochs.c.epoch).label("last")
-                              ).join(trials, trials.c.id == epochs.c.trial_pk
-                                     ).where(in_search).group_by(epochs.c.trial_pk).subquery()
-            last = {pk: (n, metrics, epoch) for pk, n, metrics, epoch in conn.execute(
-                sa.select(stats.c.trial_pk, stats.c.n, epochs.c.metrics, epochs.c.epoch)
-                .join(epochs, (epochs.c.trial_pk == stats.c.trial_pk)
-                      & (epochs.c.epoch == stats.c.last)))}
-            summary = dict(conn.execute(
-                sa.select(summaries.c.trial_pk, summaries.c.metrics)
-                .join(trials, trials.c.id == summaries.c.trial_pk).where(in_search)).all())
-            with_graph = set(conn.scalars(
-                sa.select(graphs.c.trial_pk)
-                .join(trials, trials.c.id == graphs.c.trial_pk).where(in_search)))
+            return self._trials(conn, self._search_pk(conn, search))
+
+    @staticmethod
+    def _trials(conn: sa.Connection, search_pk: int) -> list[dict[str, Any]]:
+        in_search = trials.c.search_id == search_pk
+        rows = conn.execute(sa.select(trials).where(in_search).order_by(trials.c.id)).all()
+        stats = sa.select(epochs.c.trial_pk, sa.func.count().label("n"),
+                          sa.func.max(epochs.c.epoch).label("last")
+                          ).join(trials, trials.c.id == epochs.c.trial_pk
+                                 ).where(in_search).group_by(epochs.c.trial_pk).subquery()
+        last = {pk: (n, metrics, epoch) for pk, n, metrics, epoch in conn.execute(
+            sa.select(stats.c.trial_pk, stats.c.n, epochs.c.metrics, epochs.c.epoch)
+            .join(epochs, (epochs.c.trial_pk == stats.c.trial_pk)
+                  & (epochs.c.epoch == stats.c.last)))}
+        summary = dict(conn.execute(
+            sa.select(summaries.c.trial_pk, summaries.c.metrics)
+            .join(trials, trials.c.id == summaries.c.trial_pk).where(in_search)).all())
+        with_graph = set(conn.scalars(
+            sa.select(graphs.c.trial_pk)
+            .join(trials, trials.c.id == graphs.c.trial_pk).where(in_search)))
         out = []
         for row in rows:
             n, metrics, epoch = last.get(row.id, (0, {}, None))

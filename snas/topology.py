@@ -2,7 +2,7 @@
 similarity of wiring-graph statistics; the ``snas topology`` command.
 
 **NNSTD** (Neural Network Sparse Topology Distance, Liu et al. 2020, Algorithm 1; see
-REFERENCE.md) compares two sparse MLPs of the same shape layer by layer, from their masks
+docs/definitions.md) compares two same-shape sparse MLPs layer by layer, from their masks
 only. For every pair of output neurons (one per network) the normalised edit distance of
 their input-neuron sets is NED = |A xor B| / |A or B| (0 when both sets are empty). The
 Hungarian method (``scipy.optimize.linear_sum_assignment``) matches the second network's
@@ -428,14 +428,6 @@ def _model_groups(record: Mapping[str, Any], n_masks: int, chain: bool) -> list[
     return groups
 
 
-def _ranked(store: Any, name: str) -> tuple[list[dict], str]:
-    from snas.results import ranked_trials
-
-    ranked, _, metric, _ = ranked_trials(store, name)
-    scored = [t for t in ranked if _finite_number(t.get(metric))]
-    return scored, metric
-
-
 def _checkpoint_dir(trial: Mapping[str, Any]) -> Path | None:
     path = trial.get("checkpoint_path")
     if not path:
@@ -478,13 +470,14 @@ def _matrix_csv(rows: list[dict[str, Any]], matrix: np.ndarray) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _select(store: Any, name: str, top: int | None, usable: Any, what: str
+def _select(view: Any, top: int | None, usable: Any, what: str
             ) -> tuple[list[dict], list[int], str, int]:
-    """The best ``top`` trials for which ``usable(trial)`` holds, their ranks, the metric
-    and how many better-ranked trials were skipped."""
-    scored, metric = _ranked(store, name)
+    """The best ``top`` trials of the search's :class:`~snas.view.SearchView` for which
+    ``usable(trial)`` holds, their ranks, the metric and how many better-ranked trials were
+    skipped."""
+    name, metric = view.name, view.metric
     chosen, ranks, skipped = [], [], 0
-    for rank, t in enumerate(scored, 1):
+    for rank, t in enumerate(view.scored, 1):
         if top is not None and len(chosen) == top:
             break
         if usable(t):
@@ -498,10 +491,11 @@ def _select(store: Any, name: str, top: int | None, usable: Any, what: str
     return chosen, ranks, metric, skipped
 
 
-def _run_nnstd(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) -> str:
+def _run_nnstd(args: argparse.Namespace, view: Any) -> str:
     from trainables.tune_trainable import masks_from_checkpoint
 
-    chosen, ranks, metric, skipped = _select(store, args.name, args.top,
+    record = view.record
+    chosen, ranks, metric, skipped = _select(view, args.top,
                                              lambda t: _checkpoint_dir(t) is not None,
                                              "a checkpoint")
     names, networks = None, []
@@ -533,7 +527,7 @@ def _run_nnstd(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) 
                          "neurons, 1 = disjoint)", rows, metric, matrix, notes)
 
 
-def _run_similarity(args: argparse.Namespace, store: Any) -> str:
+def _run_similarity(args: argparse.Namespace, store: Any, view: Any) -> str:
     graphs: dict[str, dict] = {}
 
     def has_graph(t: Mapping[str, Any]) -> bool:
@@ -545,7 +539,7 @@ def _run_similarity(args: argparse.Namespace, store: Any) -> str:
         graphs[t["trial_id"]] = stored[1]
         return True
 
-    chosen, ranks, metric, skipped = _select(store, args.name, args.top, has_graph,
+    chosen, ranks, metric, skipped = _select(view, args.top, has_graph,
                                              "a stored wiring graph")
     x, features, dropped = graph_feature_matrix([graphs[t["trial_id"]] for t in chosen])
     if not features:
@@ -576,13 +570,12 @@ def _run_similarity(args: argparse.Namespace, store: Any) -> str:
                          "statistics)", rows, metric, sim, notes)
 
 
-def _run_trace(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) -> str:
-    import torch
-
+def _run_trace(args: argparse.Namespace, view: Any) -> str:
+    from trainables.checkpoint import load_state
     from trainables.training import unpack_mask_trace
-    from trainables.tune_trainable import CHECKPOINT_FILE
 
-    trials = {t["trial_id"]: t for t in store.trials(args.name)}
+    record = view.record
+    trials = {t["trial_id"]: t for t in view.trials}
     trial = trials.get(args.trace)
     if trial is None:
         shown = ", ".join(list(trials)[:10]) + (" ..." if len(trials) > 10 else "")
@@ -592,7 +585,7 @@ def _run_trace(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) 
     if directory is None:
         raise SearchError(f"trial {args.trace!r} of search {args.name!r} has no checkpoint "
                           "to read its masks from")
-    state = torch.load(directory / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    state = load_state(directory)
     if not state.get("mask_trace"):
         kernel = ((record.get("space") or {}).get("kernel") or {}).get("name", "?")
         raise SearchError(f"trial {args.trace!r} has no mask trace: its kernel {kernel!r} "
@@ -623,17 +616,17 @@ def _run_trace(args: argparse.Namespace, store: Any, record: Mapping[str, Any]) 
 def run(args: argparse.Namespace) -> int:
     """``snas topology``: print the NNSTD matrix, a SET trace or the graph similarity."""
     from snas.commands._common import open_store
-    from snas.results import search_record
+    from snas.view import SearchView
 
     if args.gamma is not None and not args.graph_similarity:
         raise ConfigError("--gamma applies to --graph-similarity only")
     store = open_store(args.store)
-    record = search_record(store, args.name)
+    view = SearchView.load(store, args.name)
     if args.trace is not None:
-        text = _run_trace(args, store, record)
+        text = _run_trace(args, view)
     elif args.graph_similarity:
-        text = _run_similarity(args, store)
+        text = _run_similarity(args, store, view)
     else:
-        text = _run_nnstd(args, store, record)
+        text = _run_nnstd(args, view)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

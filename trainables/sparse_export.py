@@ -1,6 +1,6 @@
 """Sparse export: a trained masked MLP as a real sparse model that runs without snas.
 
-``snas export NAME --model OUT`` calls :func:`export_trial`; in Python,
+``snas export NAME --model OUT`` picks a trial and calls :func:`export_checkpoint`; in Python,
 :func:`export_model` exports any :class:`~trainables.models.mlp.MLP` and
 :func:`sparse_model` returns the export in memory. The result is a folder (format
 ``snas-sparse-model`` version 1, read by the standalone :mod:`trainables.sparse_runtime`,
@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import shutil
 import warnings
@@ -433,37 +432,7 @@ def export_model(model: MLP, out: str | os.PathLike, *, check_inputs: Tensor | N
 
 
 # ---------------------------------------------------------------------------------------
-# From a search's trial
-
-
-def select_trial(store: Any, name: str, rank: int | None = None,
-                 trial_id: str | None = None) -> tuple[dict[str, Any], int | None]:
-    """(trial record, rank or None) of the trial to export: ``trial_id`` if given, else the
-    trial of ``rank`` (default 1, the best) in the search's ranking (``snas show``, trials
-    with a metric only)."""
-    from snas.results import ranked_trials, search_record
-
-    search_record(store, name)  # raises for an unknown search
-    ranked, _, metric, _ = ranked_trials(store, name)
-    scored = [t for t in ranked if isinstance(t.get(metric), (int, float))
-              and math.isfinite(t[metric])]
-    if trial_id is not None:
-        if rank is not None:
-            raise ConfigError("give either --rank or --trial, not both")
-        for t in ranked:
-            if t["trial_id"] == trial_id:
-                position = next((i for i, s in enumerate(scored, 1) if s is t), None)
-                return t, position
-        ids = ", ".join(t["trial_id"] for t in ranked[:8]) + (" ..." if len(ranked) > 8 else "")
-        raise ConfigError(f"--trial {trial_id!r} is not a trial of search {name!r}; its "
-                          f"trials: {ids or 'none'}")
-    rank = 1 if rank is None else rank
-    if not scored:
-        raise SearchError(f"search {name!r} has no trial with a {metric} yet; nothing to export")
-    if not isinstance(rank, int) or not 1 <= rank <= len(scored):
-        raise ConfigError(f"--rank must be in [1, {len(scored)}] for search {name!r}, "
-                          f"got {rank!r}")
-    return scored[rank - 1], rank
+# From a trial's checkpoint
 
 
 def _input_info(data: Any) -> dict[str, Any]:
@@ -477,41 +446,34 @@ def _input_info(data: Any) -> dict[str, Any]:
                                    "features: one channel); the model takes x"}}
 
 
-def export_trial(store: Any, name: str, out: str | os.PathLike, *, rank: int | None = None,
-                 trial_id: str | None = None) -> dict[str, Any]:
-    """Export the trained network of a search's trial (best, ``rank`` or ``trial_id``) from
-    its last checkpoint to the folder ``out``; checked on the test split.
+def export_checkpoint(checkpoint: str | os.PathLike, space: Any, out: str | os.PathLike, *,
+                      source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Export the network of a trial's checkpoint folder to the folder ``out``; checked on
+    the test split.
 
-    User errors (unknown search or trial, no checkpoint, a model other than an MLP, an
-    unwritable ``out``) raise :class:`~snas.core.errors.SnasError` before anything is written.
+    ``space`` is the trial's validated :class:`~snas.core.config.SpaceConfig` (the space
+    the checkpoint holds, when it holds one, wins). ``source`` is the provenance the
+    caller knows (search, trial id, rank, status, metrics); the export adds the model,
+    kernel, dataset, density, epochs and checkpoint path to it (``model.json``'s
+    ``source``). Which trial to export is the caller's choice (``snas export --model``
+    picks it from the results store); this function reads the checkpoint only.
     """
-    from snas.core import metrics as M
     from snas.core.config import SpaceConfig
+    from trainables.checkpoint import load_state
     from trainables.data import load_dataset
     from trainables.kernels import make_kernel
     from trainables.models import build_model
-    from trainables.tune_trainable import CHECKPOINT_FILE
 
     out = check_model_out(out)
-    record = store.get_search(name)
-    trial, position = select_trial(store, name, rank, trial_id)
-    space = SpaceConfig.from_dict(record["space"])
+    source = dict(source or {})
     if space.model.name not in SUPPORTED_MODELS:
-        raise ConfigError(f"--model exports {', '.join(SUPPORTED_MODELS)} models only; search "
-                          f"{name!r} trained model.name {space.model.name!r} (use snas export "
-                          "without --model for its density vectors)")
-    checkpoint = trial.get("checkpoint_path")
-    if not checkpoint or not (Path(checkpoint) / CHECKPOINT_FILE).is_file():
-        where = f" ({checkpoint} is gone)" if checkpoint else ""
-        raise SearchError(f"trial {trial['trial_id']} of search {name!r} has no checkpoint"
-                          f"{where} (status {trial['status']}); pick another with --rank or "
-                          "--trial")
+        raise ConfigError(f"sparse export supports the models {', '.join(SUPPORTED_MODELS)}; "
+                          f"got model.name {space.model.name!r}")
     try:
-        state = torch.load(Path(checkpoint) / CHECKPOINT_FILE, map_location="cpu",
-                           weights_only=False)
+        state = load_state(checkpoint)
     except Exception as exc:  # a torn or foreign file: one line, whatever torch raised
-        raise SearchError(f"cannot read the checkpoint of trial {trial['trial_id']}: "
-                          f"{exc}") from None
+        raise SearchError(f"cannot read the checkpoint of trial "
+                          f"{source.get('trial_id', str(checkpoint))}: {exc}") from None
     if isinstance(state.get("space"), dict):
         space = SpaceConfig.from_dict(state["space"])
     data = load_dataset(space.dataset, "cpu")
@@ -519,14 +481,10 @@ def export_trial(store: Any, name: str, out: str | os.PathLike, *, rank: int | N
                         data.num_classes, [float(d) for d in state["density"]],
                         torch.Generator().manual_seed(0))
     model.load_state_dict(state["model"])
-    source = {
-        "search": name, "trial_id": trial["trial_id"], "rank": position,
-        "status": trial["status"], "epochs": state.get("epoch"),
-        "model": space.model.name, "kernel": space.kernel.name, "dataset": space.dataset.name,
-        "density": [float(d) for d in state["density"]],
-        M.VAL_ACCURACY: trial.get(M.VAL_ACCURACY), M.TEST_ACCURACY: trial.get(M.TEST_ACCURACY),
-        M.ACTIVE_WEIGHTS: trial.get(M.ACTIVE_WEIGHTS), "checkpoint": str(checkpoint),
-    }
+    source.update({"epochs": state.get("epoch"), "model": space.model.name,
+                   "kernel": space.kernel.name, "dataset": space.dataset.name,
+                   "density": [float(d) for d in state["density"]],
+                   "checkpoint": str(checkpoint)})
     return export_model(model, out, check_inputs=data.test_x, check_split="test",
                         source=source, input_info=_input_info(data))
 
@@ -534,7 +492,7 @@ def export_trial(store: Any, name: str, out: str | os.PathLike, *, rank: int | N
 def export_summary(description: Mapping[str, Any], name: str, out: str | os.PathLike) -> str:
     """What ``snas export NAME --model OUT`` prints: the trial, the size of the sparse
     model against the dense one, removed neurons, the check, and how to load it."""
-    source, totals = description["source"], description["totals"]
+    source = description["source"]
     check = description.get("check") or {}
     rank = f"rank {source['rank']}" if source.get("rank") else "unranked"
     accuracy = source.get("test_accuracy")
@@ -551,5 +509,5 @@ def export_summary(description: Mapping[str, Any], name: str, out: str | os.Path
     return "\n".join(lines)
 
 
-__all__ = ["SUPPORTED_MODELS", "check_model_out", "export_model", "export_summary",
-           "export_trial", "select_trial", "sparse_model", "write_export"]
+__all__ = ["SUPPORTED_MODELS", "check_model_out", "export_checkpoint", "export_model",
+           "export_summary", "sparse_model", "write_export"]

@@ -139,7 +139,7 @@ class GradientFlowMeter:
         all_grads = [p.grad for p in self.params if p.grad is not None]
         classic1 = torch.nn.utils.get_total_norm(all_grads, norm_type=1.0)
         classic2 = torch.nn.utils.get_total_norm(all_grads, norm_type=2.0)
-        # EGF averages over ALL maskable layers (REFERENCE.md: 1/L sum_l ||g_l||_p).
+        # EGF averages over ALL maskable layers (docs/definitions.md: 1/L sum_l ||g_l||_p).
         n = len(self.layers)
         self.sums += torch.stack([l1.sum() / n, l2.sum() / n, classic1, classic2])
         self.steps += 1

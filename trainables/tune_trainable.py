@@ -8,9 +8,12 @@ Wire format (Ray's ``config`` dict, converted here and nowhere else):
 
 Every result carries the epoch's metrics (:mod:`snas.core.metrics`) plus ``density`` (the vector
 trained) and ``node_id`` (the Ray node that trained it). The final epoch adds
-``test_accuracy``/``test_loss``. Checkpoints (every epoch, see the controller) hold the whole
-:meth:`Trial.state_dict`: model with masks and scores, optimizer, schedule, RNG states and
-history, so ASHA pauses, retries and ``snas resume`` continue exactly where the trial was.
+``test_accuracy``/``test_loss``. Checkpoints (every epoch, see the controller; files in
+:mod:`trainables.checkpoint`) hold the whole :meth:`Trial.state_dict`: model with masks and
+scores, optimizer, schedule, RNG states and history, so ASHA pauses, retries and ``snas
+resume`` continue exactly where the trial was. A checkpoint after an epoch where the trial
+may end (:func:`ending_epochs`) also holds the trial's wiring record, computed here from the
+model in memory, so the driver only stores it.
 
 The class implements ``reset_config`` so Tune can reuse the actor between trials
 (``reuse_actors=True``): starting an actor costs ~2 s here, more than a small MLP trial's
@@ -19,23 +22,27 @@ epoch. The dataset is cached per process and shared by every trial the actor run
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import ray
 import torch
 from ray import tune
 
-from snas.core import faults
 from snas.core import metrics as M
 from snas.core.config import DatasetConfig, SpaceConfig
+from trainables import checkpoint
+from trainables.checkpoint import CHECKPOINT_FILE  # noqa: F401 - re-exported for callers
+from trainables.checkpoint import read_masks as masks_from_checkpoint  # noqa: F401 - same
 from trainables.data import DeviceDataset, load_dataset
 from trainables.models import output_positions
 from trainables.training import Trial, resolve_device
+from trainables.wiring_record import trial_wiring_record
 
-CHECKPOINT_FILE = "trial.pt"
 DENSITY_KEY = "density"
 
 
@@ -52,6 +59,29 @@ def density_from_config(config: Mapping[str, Any]) -> float | list[float]:
     if not keys:
         return 1.0
     return [float(config[k]) for k in keys]
+
+
+def ending_epochs(space: SpaceConfig) -> frozenset[int]:
+    """The epochs after which the controller's scheduler may end a trial: the last one and,
+    under ASHA, its rungs.
+
+    Ray's ASHA (``ray.tune.schedulers.async_hyperband._Bracket``, one bracket, as the
+    controller builds it: ``max_t`` = epochs, grace = ``min(grace_period, epochs)``) has
+    rungs at ``grace * rf**k`` for ``k < int(log(max_t / grace) / log(rf) + 1)`` and judges
+    a trial at a rung on its first result with ``training_iteration >= rung``: one result
+    per epoch, so after epoch ``ceil(rung)``. Computed as Ray does (numpy logs, Python
+    powers), so float rounding lands on the same epochs.
+    """
+    epochs = space.training.epochs
+    name = space.scheduler.name
+    if name == "fifo":
+        return frozenset({epochs})
+    if name != "asha":
+        raise ValueError(f"scheduler.name must be 'asha' or 'fifo', got {name!r}")
+    grace = min(space.scheduler.grace_period, epochs)
+    rf = space.scheduler.reduction_factor
+    rungs = int(np.log(epochs / grace) / np.log(rf) + 1)
+    return frozenset({epochs} | {min(epochs, math.ceil(grace * rf**k)) for k in range(rungs)})
 
 
 @lru_cache(maxsize=4)
@@ -72,6 +102,7 @@ class SnasTrainable(tune.Trainable):
         data = _cached_dataset(space.dataset, str(device))
         self.trial = Trial(space, density_from_config(config), device=device, data=data)
         self._positions = output_positions(self.trial.model, data.input_shape)
+        self._ending_epochs = ending_epochs(space)
 
     def step(self) -> dict[str, Any]:
         if self.trial.epoch >= self.trial.space.training.epochs and self.trial.history:
@@ -97,28 +128,23 @@ class SnasTrainable(tune.Trainable):
                                    for layer, p in zip(layers, self._positions, strict=True))}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, CHECKPOINT_FILE)
-        tmp = path + ".tmp"
-        torch.save(self.trial.state_dict(), tmp)
-        faults.point("checkpoint_write")
-        os.replace(tmp, path)  # a kill during the write never leaves a torn checkpoint
+        checkpoint.save_state(checkpoint_dir, self.trial.state_dict())
+        if self.trial.epoch in self._ending_epochs:
+            self._save_wiring_record(checkpoint_dir)
 
-    def load_checkpoint(self, checkpoint: str | dict) -> None:
-        directory = checkpoint if isinstance(checkpoint, str) else checkpoint["path"]
-        state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location=self.trial.device,
-                           weights_only=False)
-        self.trial.load_state_dict(state)
+    def _save_wiring_record(self, checkpoint_dir: str) -> None:
+        try:
+            graph, stats = trial_wiring_record(self.trial.model, self.trial.space.model.name)
+            checkpoint.write_wiring_record(checkpoint_dir, graph, stats)
+        except Exception:  # noqa: BLE001 - a record must not fail the trial: without the
+            pass  # file the driver rebuilds it from the checkpoint (and says why if it can't)
+
+    def load_checkpoint(self, checkpoint_dir: str | dict) -> None:
+        directory = checkpoint_dir if isinstance(checkpoint_dir, str) else checkpoint_dir["path"]
+        self.trial.load_state_dict(checkpoint.load_state(directory,
+                                                         map_location=self.trial.device))
 
     def reset_config(self, new_config: dict[str, Any]) -> bool:
         self._build(new_config)
         self.config = new_config
         return True
-
-
-def masks_from_checkpoint(directory: str) -> tuple[list[str], list[Any]]:
-    """Layer names and boolean mask arrays (numpy) of a trial checkpoint, in model order."""
-    state = torch.load(os.path.join(directory, CHECKPOINT_FILE), map_location="cpu",
-                       weights_only=False)
-    model = state["model"]
-    names = [key[: -len(".mask")] for key in model if key.endswith(".mask")]
-    return names, [model[f"{name}.mask"].numpy().astype(bool) for name in names]

@@ -1,7 +1,12 @@
-"""The wiring record of a trained trial: its graph and graph statistics, from a checkpoint.
+"""The wiring record of a trained trial: its graph and graph statistics.
 
-The controller calls :func:`wiring_record` when a trial ends (finished or stopped early by
-ASHA), on the trial's last checkpoint, so every trial gets one whatever ended it.
+The trainable computes it from the model it has in memory (:func:`trial_wiring_record`)
+whenever it saves a checkpoint at an epoch where the trial may end (the last epoch, ASHA's
+rungs) and writes it into the checkpoint folder (:mod:`trainables.checkpoint`); the
+controller stores it when the trial ends (finished or stopped early by ASHA). A
+checkpoint without one (older, or a trial stopped at another epoch) gets it from
+:func:`wiring_record`, which rebuilds it from the checkpoint alone, so every trial gets one
+whatever ended it. Both paths give the same record.
 
 MLPs: the record has the layer-level summary (active weights per layer, dead neurons
 with no input or no output; :func:`snas.core.graphs.mlp_layer_summary`) and the
@@ -12,11 +17,12 @@ layer of neurons, an edge per weight layer carrying its active weights) and say 
 ``statistics["graph_level"]``. This needs the masks only.
 
 Every other model (CNNs, the Janik-Nowak DAG, DNW neural graphs) hands out its own wiring
-as a networkx DiGraph (``model.wiring_graph(max_edges)``), so the model is rebuilt from
-the checkpoint: its search space (the checkpoint's ``space`` entry, or for older
-checkpoints Tune's ``params.json`` in the trial folder), density vector and weights. Graph levels: ``channel`` (CNNs: an edge where any weight
-between two channels is active), ``dag`` (DAG nodes and the edges that survive
-thresholding at tau and dead-path removal), ``node`` (neural graphs). The statistics are
+as a networkx DiGraph (``model.wiring_graph(max_edges)``); from a checkpoint the model is
+rebuilt: its search space (the checkpoint's ``space`` entry, or for older checkpoints
+Tune's ``params.json`` in the trial folder), density vector and weights. Graph levels:
+``channel`` (CNNs: an edge where any weight between two channels is active), ``dag`` (DAG
+nodes and the edges that survive thresholding at tau and dead-path removal), ``node``
+(neural graphs). The statistics are
 :func:`snas.core.graphs.graph_statistics` plus ``nodes_per_stage``/``edges_per_stage``
 (an edge counts in its target's stage), the weight counts of the maskable layers
 (``active_weights``, ``total_weights``, ``weight_density``) and, where the model declares
@@ -42,7 +48,7 @@ from snas.core.graphs import (
     mlp_layer_summary,
     mlp_neuron_graph,
 )
-from trainables.tune_trainable import CHECKPOINT_FILE, masks_from_checkpoint
+from trainables import checkpoint
 
 MAX_STAT_EDGES = 150_000
 MAX_GRAPH_EDGES = 20_000
@@ -65,15 +71,14 @@ def layer_graph(summary: dict[str, Any]) -> nx.DiGraph:
 
 
 def trial_space(checkpoint_dir: str | os.PathLike):
-    """The SpaceConfig a trial trained: the checkpoint's ``space`` entry
-    (:meth:`Trial.state_dict` writes it), else ``params.json`` of the Tune trial folder
-    (older checkpoints; Tune may write it late); ``None`` when neither has one."""
+    """The SpaceConfig a trial trained: the checkpoint's own, else ``params.json`` of the
+    Tune trial folder (older checkpoints; Tune may write it late); ``None`` when neither
+    has one."""
     from snas.core.config import SpaceConfig
 
-    state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
-                       weights_only=False)
-    if isinstance(state.get("space"), dict):
-        return SpaceConfig.from_dict(state["space"])
+    space = checkpoint.read_space(checkpoint_dir)
+    if space is not None:
+        return space
     for folder in (Path(checkpoint_dir), Path(checkpoint_dir).parent):
         path = folder / TRIAL_PARAMS_FILE
         if path.is_file():
@@ -96,12 +101,11 @@ def model_from_checkpoint(checkpoint_dir: str | os.PathLike, space) -> torch.nn.
     from trainables.kernels import make_kernel
     from trainables.models import build_model
 
-    state = torch.load(os.path.join(checkpoint_dir, CHECKPOINT_FILE), map_location="cpu",
-                       weights_only=False)
+    state = checkpoint.load_state(checkpoint_dir)
     input_shape, num_classes = _data_shape(space.dataset)
     model = build_model(space.model, make_kernel(space.kernel), input_shape, num_classes,
-                        [float(d) for d in state["density"]], torch.Generator().manual_seed(0))
-    model.load_state_dict(state["model"])
+                        checkpoint.read_density(state), torch.Generator().manual_seed(0))
+    model.load_state_dict(checkpoint.read_model_state(state))
     return model.eval()
 
 
@@ -165,17 +169,11 @@ def model_wiring_record(model: torch.nn.Module, max_stat_edges: int = MAX_STAT_E
     return graph_to_json(_layer_chain(model)), stats
 
 
-def wiring_record(checkpoint_dir: str, max_stat_edges: int = MAX_STAT_EDGES,
-                  max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
-    """(graph as node-link JSON, statistics) of the trial checkpoint in ``checkpoint_dir``."""
-    space = trial_space(checkpoint_dir)
-    if space is not None and space.model.name != "mlp":
-        model = model_from_checkpoint(checkpoint_dir, space)
-        return model_wiring_record(model, max_stat_edges, max_graph_edges)
-    names, masks = masks_from_checkpoint(checkpoint_dir)
-    if any(m.ndim != 2 for m in masks):
-        raise ValueError("wiring records of non-MLP models need the checkpoint's search "
-                         "space to rebuild the model; this checkpoint has none")
+def mlp_wiring_record(names: list[str], masks: list[Any],
+                      max_stat_edges: int = MAX_STAT_EDGES,
+                      max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
+    """(graph as node-link JSON, statistics) of an MLP from its boolean masks (numpy, model
+    order)."""
     summary = mlp_layer_summary(masks, names)
     edges = summary["active_weights"]
     stats: dict[str, Any] = {"layer_summary": summary}
@@ -191,3 +189,30 @@ def wiring_record(checkpoint_dir: str, max_stat_edges: int = MAX_STAT_EDGES,
         return graph_to_json(neuron_graph), stats
     stats["graph_level"] = "layer"
     return graph_to_json(layer_graph(summary)), stats
+
+
+def trial_wiring_record(model: torch.nn.Module, model_name: str,
+                        max_stat_edges: int = MAX_STAT_EDGES,
+                        max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
+    """(graph as node-link JSON, statistics) of a trial's model as it is in memory (any
+    device); ``model_name`` is its ``model.name``. Equal to :func:`wiring_record` of a
+    checkpoint of that model."""
+    if model_name != "mlp":
+        return model_wiring_record(model, max_stat_edges, max_graph_edges)
+    names, masks = checkpoint.masks_from_model_state(model.state_dict())
+    return mlp_wiring_record(names, masks, max_stat_edges, max_graph_edges)
+
+
+def wiring_record(checkpoint_dir: str, max_stat_edges: int = MAX_STAT_EDGES,
+                  max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:
+    """(graph as node-link JSON, statistics) of the trial checkpoint in ``checkpoint_dir``,
+    rebuilt from the checkpoint alone."""
+    space = trial_space(checkpoint_dir)
+    if space is not None and space.model.name != "mlp":
+        model = model_from_checkpoint(checkpoint_dir, space)
+        return model_wiring_record(model, max_stat_edges, max_graph_edges)
+    names, masks = checkpoint.read_masks(checkpoint_dir)
+    if any(m.ndim != 2 for m in masks):
+        raise ValueError("wiring records of non-MLP models need the checkpoint's search "
+                         "space to rebuild the model; this checkpoint has none")
+    return mlp_wiring_record(names, masks, max_stat_edges, max_graph_edges)

@@ -6,6 +6,7 @@ Command modules import these from here (never from :mod:`snas.cli`, the entry po
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,13 @@ def open_store(url: str | None) -> Any:
     from snas.store import ResultsStore, default_store_url
 
     return ResultsStore(url or default_store_url())
+
+
+def fmt_number(value: Any, spec: str = ".4f") -> str:
+    """``value`` formatted with ``spec``; ``-`` for None or NaN."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return format(value, spec)
 
 
 def check_output_path(path: str | Path, flag: str) -> Path:
@@ -57,5 +65,5 @@ def absolute_data_root(space: Any, base: Path) -> Any:
     return space
 
 
-__all__ = ["STORE_HELP", "absolute_data_root", "check_output_path", "open_store",
+__all__ = ["STORE_HELP", "absolute_data_root", "check_output_path", "fmt_number", "open_store",
            "write_json_atomic"]

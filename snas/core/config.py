@@ -166,6 +166,31 @@ class DensityConfig:
 LEGACY_SEARCHER_KEYS = ("kappa", "sampler")
 
 
+def _check_allocations(names: tuple[str, ...], where: str) -> None:
+    from snas.core.allocations import ALLOCATIONS
+
+    for i, name in enumerate(names):
+        if name not in ALLOCATIONS:
+            raise ConfigError(f"{where}[{i}] must be one of {', '.join(ALLOCATIONS.names())}, "
+                              f"got {name!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{where} lists an allocation twice: {list(names)!r}")
+
+
+@dataclass(frozen=True)
+class ConfirmConfig:
+    """``search.confirm``: retrain the ``top`` vectors of the search and, at each one's cost,
+    every reference allocation in ``references``, ``seeds`` training seeds each, full epochs,
+    when the search ends (what ``snas confirm`` does; see :mod:`snas.confirm`)."""
+
+    top: int = spec(3, min=1, max=100)
+    seeds: int = spec(3, min=2, max=100)
+    references: tuple[str, ...] = ("uniform", "erk", "dense")
+
+    def __post_init__(self) -> None:
+        _check_allocations(self.references, "search.confirm.references")
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     """The search loop: which searcher (with its options), how many trials, what to rank by."""
@@ -180,10 +205,21 @@ class SearchConfig:
     # Maximise ``metric`` and minimise the cost (``budget.resource``) together: Optuna's
     # multi-objective samplers; the result is a Pareto front, not one best trial.
     multi_objective: bool = False
+    # Reference allocations (snas.core.allocations) evaluated as the first trials after the
+    # dense baseline, at the budget's cost, or at ``warm_start_fraction`` of the dense cost
+    # without a budget; every searcher learns from them.
+    warm_start: tuple[str, ...] = ()
+    warm_start_fraction: float | None = spec(None, min=0.0, min_open=True, max=1.0)
+    # Confirm the result over seeds when the search ends (null: do not).
+    confirm: ConfirmConfig | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.searcher, str):
             object.__setattr__(self, "searcher", SearcherConfig(name=self.searcher))
+        _check_allocations(self.warm_start, "search.warm_start")
+        if "global_magnitude" in self.warm_start:
+            raise ConfigError("search.warm_start cannot use global_magnitude: it needs the "
+                              "trained dense network, which is trained by the same search")
         if self.multi_objective and not SEARCHERS.meta(self.searcher.name, "multi_objective"):
             able = [n for n in SEARCHERS if SEARCHERS.meta(n, "multi_objective")]
             raise ConfigError(f"search.multi_objective needs search.searcher one of "
@@ -280,6 +316,16 @@ class SpaceConfig:
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     description: str = ""
+
+    def __post_init__(self) -> None:
+        search = self.search
+        if search.warm_start:
+            if "dense" in search.warm_start:
+                raise ConfigError("search.warm_start: dense is the dense baseline "
+                                  "(search.with_dense_baseline), not a warm start")
+            if self.budget.max_fraction is None and search.warm_start_fraction is None:
+                raise ConfigError("search.warm_start needs a cost to allocate at: set "
+                                  "budget.max_fraction or search.warm_start_fraction")
 
     @classmethod
     def from_dict(cls, data: Any) -> SpaceConfig:

@@ -21,6 +21,21 @@ Dense baseline
     ``[low, high]`` (i.e. ``high == 1``); otherwise it is outside the learners' domain and
     is not registered.
 
+Warm starts
+    ``warm_start=`` (density configs, each with exactly the space's names and finite
+    values, else a :class:`~snas.core.errors.ConfigError` naming ``warm_start[i]``) are
+    the next suggestions after the baseline (the first without one), in the given order,
+    each one of Tune's ``num_samples``. Each is clipped to ``[low, high]`` and projected
+    onto the budget like any suggestion, so what trains is what is learned. They draw no
+    random numbers, so the searcher's own suggestions that follow are the ones it would have
+    made without them, until results differ (except Optuna's ``qmc``: its Sobol index counts
+    every trial of the study).
+    Every searcher learns from their results like any trial's: Optuna's study holds them as
+    its own trials (enqueued and asked, then told), BayesOpt registers them as observations;
+    random search evaluates them and learns nothing, as always. Their trial ids are
+    remembered (``searcher.warm_start_trial_ids``, ``searcher.is_warm_start(trial_id)``, or
+    :func:`is_warm_start(searcher, trial_id) <is_warm_start>` through a limiter).
+
 What is learned from a completed trial (``on_trial_complete``)
     - ``error=True``, no result, a missing or non-finite metric: nothing. Failed trials
       never crash a searcher and never reach a learner (Optuna is told FAIL).
@@ -37,9 +52,16 @@ What is learned from a completed trial (``on_trial_complete``)
 
 Save and restore
     ``save(path)``/``restore(path)`` keep the RNG state, the observations, the pending
-    trials and the baseline flag: a restored searcher continues the exact sequence the
-    original would have produced. Restoring a checkpoint of another searcher, space,
-    metric, mode or sampler raises :class:`~snas.core.errors.SearchError`.
+    trials, the baseline flag and the warm-start trial ids: a restored searcher continues
+    the exact sequence the original would have produced, and hands no warm start out twice.
+    Restoring a checkpoint of another searcher, space, metric, mode, sampler or warm-start
+    list raises :class:`~snas.core.errors.SearchError`.
+
+Observation noise
+    ``val_size=`` (the number of validation examples the metric is measured on) is taken
+    by every searcher; BayesOpt uses it to give its GP the binomial noise of an accuracy,
+    ``p (1 - p) / val_size``, so that it smooths noisy scores instead of interpolating them
+    (see :class:`~snas.searchers._bayesopt.BayesOptSearcher`).
 
 Budgets and two objectives
     ``budget=`` (a :class:`~snas.core.budget.DensityBudget`) caps every suggestion's cost: a
@@ -55,6 +77,7 @@ Budgets and two objectives
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ray.tune.search import ConcurrencyLimiter, Searcher
@@ -62,7 +85,13 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 from snas.core.budget import CostModel, DensityBudget
 from snas.core.catalog import SEARCHERS
 from snas.core.schema import to_dict
-from snas.searchers._base import DensitySearcher, DensitySpace, check_int, is_baseline
+from snas.searchers._base import (
+    DensitySearcher,
+    DensitySpace,
+    check_int,
+    is_baseline,
+    is_warm_start,
+)
 
 
 def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, seed: int,
@@ -70,7 +99,8 @@ def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, see
                   max_concurrent: int | None = None, learn_from_stopped: bool = True,
                   max_t: int | None = None, budget: DensityBudget | None = None,
                   cost_model: CostModel | None = None, multi_objective: bool = False,
-                  **option_values: Any) -> Searcher:
+                  warm_start: Sequence[Mapping[str, float]] = (),
+                  val_size: int | None = None, **option_values: Any) -> Searcher:
     """Build searcher ``name`` (registered in :data:`SEARCHERS`) over ``space``.
 
     ``options``: the searcher's options dataclass (``space.search.searcher.options``);
@@ -86,10 +116,12 @@ def make_searcher(name: str, space: DensitySpace, *, metric: str, mode: str, see
     searcher = cls(space, metric=metric, mode=mode, seed=seed, dense_baseline=dense_baseline,
                    learn_from_stopped=learn_from_stopped, max_t=max_t, budget=budget,
                    cost_model=cost_model, multi_objective=multi_objective,
+                   warm_start=warm_start, val_size=val_size,
                    **{key: value for key, value in values.items() if key in own})
     if max_concurrent is not None:
         return ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     return searcher
 
 
-__all__ = ["SEARCHERS", "DensitySearcher", "DensitySpace", "is_baseline", "make_searcher"]
+__all__ = ["SEARCHERS", "DensitySearcher", "DensitySpace", "is_baseline", "is_warm_start",
+           "make_searcher"]

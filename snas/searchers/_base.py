@@ -7,12 +7,15 @@ key for a uniform search), each a density in ``[low, high]``.
 do the same way, so that the policies in :mod:`snas.searchers` hold for all of them:
 
 - the dense baseline (first suggestion, all densities 1.0) and how it is flagged;
+- warm starts (given density vectors, handed out right after the baseline) and their flags;
 - which completed trials a learner hears about (failed, early-stopped, no metric);
 - turning ``mode`` into a score that is always maximised;
 - bookkeeping of pending trials and save/restore.
 
 A subclass implements two methods: :meth:`DensitySearcher._suggest` (the next point) and
-:meth:`DensitySearcher._observe` (a trial is over; learn from its score, or from nothing).
+:meth:`DensitySearcher._observe` (a trial is over; learn from its score, or from nothing);
+a learner that must hear of a warm start when it is handed out (Optuna) also overrides
+:meth:`DensitySearcher._start_warm`.
 Learned state lives in attributes whose names end in ``_`` (scikit-learn style); save and
 restore persist exactly those.
 """
@@ -23,7 +26,7 @@ import copy
 import math
 import numbers
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -97,6 +100,33 @@ def check_int(name: str, value: Any, low: int, *, allow_none: bool = False) -> i
     return int(value)
 
 
+def check_warm_start(space: DensitySpace, warm_start: Any) -> tuple[dict[str, float], ...]:
+    """``warm_start`` as a tuple of ``{name: density}`` in the space's name order, else a
+    one-line ConfigError naming the bad entry (``warm_start[i]``).
+
+    Values are only required to be finite numbers: like any suggestion, each is clipped to
+    ``[low, high]`` (and projected onto a budget) when it is handed out.
+    """
+    if isinstance(warm_start, (str, bytes, Mapping)) or not isinstance(warm_start, Sequence):
+        raise ConfigError(f"warm_start must be a sequence of density configs, "
+                          f"got {warm_start!r}")
+    configs = []
+    for i, entry in enumerate(warm_start):
+        if not isinstance(entry, Mapping):
+            raise ConfigError(f"warm_start[{i}] must be a mapping of name to density, "
+                              f"got {entry!r}")
+        if set(entry) != set(space.names):
+            given = ", ".join(map(str, entry)) or "none"
+            raise ConfigError(f"warm_start[{i}] must have exactly the names "
+                              f"{', '.join(space.names)}, got {given}")
+        for n in space.names:
+            if _real(entry[n]) is None:
+                raise ConfigError(f"warm_start[{i}][{n!r}] must be a finite number, "
+                                  f"got {entry[n]!r}")
+        configs.append({n: float(entry[n]) for n in space.names})
+    return tuple(configs)
+
+
 def check_float(name: str, value: Any, low: float) -> float:
     """``value`` as a finite float ``>= low``, else a ConfigError naming it."""
     real = _real(value)
@@ -126,6 +156,11 @@ class DensitySearcher(Searcher):
         cost_model: a :class:`~snas.core.budget.CostModel`, required with ``multi_objective``.
         multi_objective: also minimise the cost (``cost_model.fraction`` of the vector).
             Only searchers with ``MULTI_OBJECTIVE = True`` take it.
+        warm_start: density configs (exactly the space's names) to evaluate first, right
+            after the dense baseline, in order. Each is clipped to ``[low, high]`` and
+            projected onto the budget like any suggestion, and learned from like any trial.
+        val_size: the number of validation examples the metric is measured on, or None
+            (unknown). Searchers that model observation noise (BayesOpt) use it.
     """
 
     #: Whether the searcher can minimise the cost as a second objective (the catalog's
@@ -135,7 +170,9 @@ class DensitySearcher(Searcher):
     def __init__(self, space: DensitySpace, *, metric: str, mode: str, seed: int,
                  dense_baseline: bool = True, learn_from_stopped: bool = True,
                  max_t: int | None = None, budget: DensityBudget | None = None,
-                 cost_model: CostModel | None = None, multi_objective: bool = False) -> None:
+                 cost_model: CostModel | None = None, multi_objective: bool = False,
+                 warm_start: Sequence[Mapping[str, float]] = (),
+                 val_size: int | None = None) -> None:
         if not isinstance(space, DensitySpace):
             raise ConfigError(f"space must be a DensitySpace, got {space!r}")
         if not isinstance(metric, str) or not metric:
@@ -149,6 +186,8 @@ class DensitySearcher(Searcher):
                               f"got {learn_from_stopped!r}")
         self.seed = check_int("seed", seed, 0)
         self.max_t = check_int("max_t", max_t, 1, allow_none=True)
+        self.val_size = check_int("val_size", val_size, 1, allow_none=True)
+        self.warm_start = check_warm_start(space, warm_start)
         if not learn_from_stopped and self.max_t is None:
             raise ConfigError("max_t (the iterations of a full trial) is required when "
                               "learn_from_stopped is false, got None")
@@ -174,6 +213,7 @@ class DensitySearcher(Searcher):
         self.learn_from_stopped = learn_from_stopped
         # Learned state (persisted by save/restore).
         self.baseline_trial_id_: str | None = None
+        self.warm_start_trial_ids_: list[str] = []  # in warm_start order
         self.pending_: dict[str, dict[str, float]] = {}
         self.observations_: list[tuple[str, dict[str, float], float]] = []
 
@@ -189,6 +229,11 @@ class DensitySearcher(Searcher):
         None: learn nothing (failed or ignored). Called once for every suggested trial,
         the baseline included (its ``trial_id`` never came from ``_suggest``)."""
         raise NotImplementedError
+
+    def _start_warm(self, trial_id: str, params: dict[str, float]) -> None:
+        """Warm start ``params`` (clipped and projected: what trains) is handed out to
+        ``trial_id`` instead of a ``_suggest``. Nothing by default: the completion reaches
+        ``_observe`` like any trial's."""
 
     # ----------------------------------------------------------------------------------
     # Tune Searcher interface
@@ -208,17 +253,25 @@ class DensitySearcher(Searcher):
         if self.dense_baseline and self.baseline_trial_id_ is None:
             self.baseline_trial_id_ = trial_id
             params = self.space.dense()
+        elif len(self.warm_start_trial_ids_) < len(self.warm_start):
+            params = self._feasible(self.warm_start[len(self.warm_start_trial_ids_)])
+            self.warm_start_trial_ids_.append(trial_id)
+            self._start_warm(trial_id, dict(params))
         else:
-            point = self._suggest(trial_id)
-            lo, hi = self.space.low, self.space.high
-            # Clip: acquisition optimisers can land a rounding error outside the bounds.
-            params = {n: min(hi, max(lo, float(point[n]))) for n in self.space.names}
-            if self.budget is not None:
-                names = self.space.names
-                values = self.budget.project([params[n] for n in names], lo, hi)
-                params = dict(zip(names, values, strict=True))
+            params = self._feasible(self._suggest(trial_id))
         self.pending_[trial_id] = params
         return dict(params)
+
+    def _feasible(self, point: Mapping[str, float]) -> dict[str, float]:
+        """``point`` clipped to ``[low, high]`` and projected onto the budget."""
+        lo, hi = self.space.low, self.space.high
+        # Clip: acquisition optimisers can land a rounding error outside the bounds.
+        params = {n: min(hi, max(lo, float(point[n]))) for n in self.space.names}
+        if self.budget is not None:
+            names = self.space.names
+            values = self.budget.project([params[n] for n in names], lo, hi)
+            params = dict(zip(names, values, strict=True))
+        return params
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Intermediate results are not used: learners hear only the completion."""
@@ -261,6 +314,15 @@ class DensitySearcher(Searcher):
         return trial_id is not None and trial_id == self.baseline_trial_id_
 
     @property
+    def warm_start_trial_ids(self) -> tuple[str, ...]:
+        """The trial ids that received the warm starts so far, in ``warm_start`` order."""
+        return tuple(self.warm_start_trial_ids_)
+
+    def is_warm_start(self, trial_id: str) -> bool:
+        """Whether ``trial_id`` received one of the ``warm_start`` configs."""
+        return trial_id in self.warm_start_trial_ids_
+
+    @property
     def observations(self) -> tuple[tuple[str, dict[str, float], float], ...]:
         """``(trial_id, config, score)`` of every trial the learner learned from, in order;
         ``score`` is the metric, negated for ``mode='min'``."""
@@ -284,6 +346,7 @@ class DensitySearcher(Searcher):
             "mode": self._mode,
             "budget": self.budget,
             "multi_objective": self.multi_objective,
+            "warm_start": self.warm_start,
             "learned": copy.deepcopy({k: v for k, v in vars(self).items() if k.endswith("_")}),
         }
 
@@ -291,10 +354,12 @@ class DensitySearcher(Searcher):
         if not isinstance(state, dict) or state.get("format") != _STATE_FORMAT:
             raise SearchError("searcher checkpoint has an unknown format")
         own = self.get_state()
+        # Checkpoints written before warm starts existed had none.
+        state = {"warm_start": (), **state}
         for key in sorted(own.keys() - {"format", "learned"}):
             if state.get(key) != own[key]:
                 raise SearchError(f"cannot resume: the checkpoint's searcher {key} is "
-                                  f"{state[key]!r}, this search has {own[key]!r}")
+                                  f"{state.get(key)!r}, this search has {own[key]!r}")
         vars(self).update(state["learned"])
 
     def save(self, checkpoint_path: str) -> None:
@@ -317,3 +382,11 @@ def is_baseline(searcher: Searcher, trial_id: str) -> bool:
     while not isinstance(searcher, DensitySearcher) and hasattr(searcher, "searcher"):
         searcher = searcher.searcher
     return isinstance(searcher, DensitySearcher) and searcher.is_baseline(trial_id)
+
+
+def is_warm_start(searcher: Searcher, trial_id: str) -> bool:
+    """Whether ``trial_id`` got a warm start from ``searcher`` or the DensitySearcher it
+    wraps (e.g. inside a ``ConcurrencyLimiter``)."""
+    while not isinstance(searcher, DensitySearcher) and hasattr(searcher, "searcher"):
+        searcher = searcher.searcher
+    return isinstance(searcher, DensitySearcher) and searcher.is_warm_start(trial_id)

@@ -12,15 +12,9 @@ import pytest
 from scipy import stats
 
 from snas.cli import main
-from snas.compare import (
-    evenly_spaced_mean,
-    factor_levels,
-    format_report,
-    parse_factors,
-    parse_widths,
-    resolve_widths,
-    wilcoxon_greater,
-)
+from snas.compare.plan import factor_levels, parse_factors, parse_widths, resolve_widths
+from snas.compare.report import format_report
+from snas.compare.stats import evenly_spaced_mean, wilcoxon_greater
 from snas.core.errors import ConfigError
 from snas.store import ResultsStore
 
@@ -139,7 +133,7 @@ def test_factors_cross_product_and_errors():
 
 
 def test_report_table_from_hand_made_pairs():
-    from snas.compare import compare_report
+    from snas.compare.stats import compare_report
 
     def pair(seed, d, s):
         return {"seed": seed, "dense": {"test_accuracy": d, "egf_1": 1.0, "egf_2": 0.5},
@@ -254,7 +248,7 @@ def test_compare_digits_end_to_end(ray_address, tmp_path, capsys):
 
 
 def test_factor_levels_change_both_members_of_every_pair():
-    from snas.compare import level_spaces, plan_pairs
+    from snas.compare.plan import level_spaces, plan_pairs
 
     text = Path(DIGITS).read_text()
     levels = factor_levels(parse_factors(["model.batch_norm=true,false",

@@ -13,12 +13,14 @@ import sys
 import pytest
 from ray.tune.search import ConcurrencyLimiter
 
+from snas.core.budget import CostModel, DensityBudget
 from snas.core.errors import ConfigError, SearchError
 from snas.searchers import (
     SEARCHERS,
     DensitySearcher,
     DensitySpace,
     is_baseline,
+    is_warm_start,
     make_searcher,
 )
 
@@ -26,6 +28,10 @@ NAMES = tuple(f"d_{i:02d}" for i in range(3))
 SPACE = DensitySpace(NAMES, 0.1, 1.0)
 LEARNERS = ("bayesopt", "optuna")  # searchers whose suggestions depend on results
 MAX_T = 10
+# Warm starts: one inside the space, one to clip into it, one uniform.
+WARM = ({"d_00": 0.9, "d_01": 0.5, "d_02": 0.3},
+        {"d_00": 1.5, "d_01": 0.05, "d_02": 0.6},
+        {"d_00": 0.4, "d_01": 0.4, "d_02": 0.4})
 
 
 def build(name, space=SPACE, **kwargs):
@@ -234,6 +240,71 @@ class TestContract:
             build(name, **kwargs)
         assert str(info.value) == message
 
+    def test_warm_starts_follow_the_baseline_in_order(self, name):
+        searcher = build(name, dense_baseline=True, warm_start=WARM)
+        assert searcher.suggest("base") == {n: 1.0 for n in NAMES}
+        configs = [searcher.suggest(f"w{i}") for i in range(len(WARM))]
+        # Clipped to [low, high] like any suggestion.
+        assert configs == [{n: min(1.0, max(0.1, w[n])) for n in NAMES} for w in WARM]
+        assert searcher.warm_start_trial_ids == ("w0", "w1", "w2")
+        assert searcher.is_warm_start("w1") and is_warm_start(searcher, "w1")
+        assert not searcher.is_warm_start("base") and not searcher.is_baseline("w0")
+        # They draw no random numbers: the searcher's own suggestions follow unchanged.
+        after = searcher.suggest("next")
+        assert not searcher.is_warm_start("next")
+        assert after == build(name).suggest("t0")
+        # Without a baseline they come first; their results are learned like any trial's.
+        first = build(name, warm_start=WARM)
+        assert first.suggest("a") == configs[0] and first.warm_start_trial_ids == ("a",)
+        first.on_trial_complete("a", {"val_accuracy": 0.7, "training_iteration": MAX_T})
+        assert first.observations == (("a", configs[0], 0.7),)
+
+    def test_warm_starts_are_projected_onto_the_budget(self, name):
+        budget = DensityBudget(CostModel((100, 200, 300), (1, 1, 1), "weights"), 0.35)
+        searcher = build(name, budget=budget, warm_start=WARM)
+        configs = []
+        for i, warm in enumerate(WARM):
+            configs.append(searcher.suggest(f"w{i}"))
+            vector = [configs[-1][n] for n in NAMES]
+            clipped = [min(1.0, max(0.1, warm[n])) for n in NAMES]
+            assert not budget.allows(clipped)  # each warm start is over the budget
+            assert vector == budget.project(clipped, 0.1, 1.0) and budget.allows(vector)
+            searcher.on_trial_complete(f"w{i}", {"val_accuracy": 0.5})
+        # What trained is what is learned.
+        assert [p for _, p, _ in searcher.observations] == configs
+
+    def test_save_restore_mid_warm_start(self, name, tmp_path):
+        original = build(name, dense_baseline=True, warm_start=WARM)
+        drive(original, 2)  # the baseline and the first warm start
+        pending = original.suggest("pending")  # the second warm start, still running
+        path = str(tmp_path / "searcher.pkl")
+        original.save(path)
+
+        restored = build(name, dense_baseline=True, warm_start=WARM)
+        restored.restore(path)
+        assert restored.warm_start_trial_ids == ("t1", "pending")
+        assert restored.suggest("pending") == pending
+        for searcher in (original, restored):
+            searcher.on_trial_complete("pending", {"val_accuracy": mean_density(pending)})
+        after = drive(original, 3, start=2)
+        assert drive(restored, 3, start=2) == after
+        # The third warm start comes next, once: no warm start is handed out twice.
+        assert after[0] == WARM[2]
+        assert restored.warm_start_trial_ids == ("t1", "pending", "t2")
+        assert WARM[0] not in after[1:] and WARM[1] not in after[1:]
+        assert restored.observations == original.observations
+
+        other = build(name, dense_baseline=True, warm_start=WARM[:1])
+        with pytest.raises(SearchError, match="checkpoint's searcher warm_start"):
+            other.restore(path)
+
+    def test_val_size_is_accepted(self, name):
+        searcher = build(name, val_size=500)
+        assert searcher.val_size == 500
+        drive(searcher, 2)
+        with pytest.raises(ConfigError, match="val_size must be an integer >= 1 or None"):
+            build(name, val_size=0)
+
 
 def test_registry_matches_config_names():
     SEARCHER_NAMES = [name for name in SEARCHERS if SEARCHERS.options(name) is not None]
@@ -311,6 +382,140 @@ def test_optuna_tells_ignored_trials_as_failed():
     states = [t.state for t in study.get_trials(deepcopy=False)]
     fail, complete = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
     assert states == [fail, fail, complete]
+
+
+@pytest.mark.parametrize("warm_start, message", [
+    ([{"d_00": 0.5, "d_01": 0.5}], "warm_start[0] must have exactly the names d_00, d_01, "
+                                   "d_02, got d_00, d_01"),
+    ([WARM[0], {**WARM[0], "d_09": 0.5}], "warm_start[1] must have exactly the names d_00, "
+                                          "d_01, d_02, got d_00, d_01, d_02, d_09"),
+    ([{**WARM[0], "d_01": math.nan}], "warm_start[0]['d_01'] must be a finite number, got nan"),
+    ([{**WARM[0], "d_02": "0.5"}], "warm_start[0]['d_02'] must be a finite number, got '0.5'"),
+    ([{**WARM[0], "d_00": True}], "warm_start[0]['d_00'] must be a finite number, got True"),
+    ([[0.5, 0.5, 0.5]], "warm_start[0] must be a mapping of name to density, "
+                        "got [0.5, 0.5, 0.5]"),
+    (WARM[0], "warm_start must be a sequence of density configs, got {"),
+])
+def test_bad_warm_start_is_a_one_line_error(warm_start, message):
+    with pytest.raises(ConfigError) as info:
+        build("random", warm_start=warm_start)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("multi_objective", [False, True])
+def test_optuna_study_holds_warm_starts_with_their_scores(multi_objective):
+    import optuna
+
+    kwargs = ({"multi_objective": True, "cost_model": CostModel((100, 200, 300), (1, 1, 1),
+                                                                  "weights")}
+              if multi_objective else {})
+    searcher = build("optuna", dense_baseline=True, warm_start=WARM, **kwargs)
+    configs = [searcher.suggest(f"t{i}") for i in range(1 + len(WARM))]
+    study = searcher.optuna_search_._ot_study
+    running = study.get_trials(deepcopy=False)
+    # Each warm start is a trial of the study while it trains (the baseline is added later).
+    assert [t.params for t in running] == configs[1:]
+    assert all(t.state == optuna.trial.TrialState.RUNNING for t in running)
+    scores = [0.9, 0.6, 0.5, 0.4]
+    for i, score in enumerate(scores):
+        searcher.on_trial_complete(f"t{i}", {"val_accuracy": score, "training_iteration": 1})
+    trials = {tuple(t.params.values()): t for t in study.get_trials(deepcopy=False)}
+    assert len(trials) == 1 + len(WARM)
+    for config, score in zip(configs, scores, strict=True):
+        trial = trials[tuple(config.values())]
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        expected = [score, searcher.cost(config)] if multi_objective else [score]
+        assert trial.values == pytest.approx(expected)
+    drive(searcher, 2, start=len(scores))  # the sampler goes on from them
+
+
+def test_optuna_failed_warm_start_is_told_failed():
+    import optuna
+
+    searcher = build("optuna", warm_start=WARM[:1])
+    searcher.suggest("w")
+    searcher.on_trial_complete("w", error=True)
+    (trial,) = searcher.optuna_search_._ot_study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.FAIL and searcher.observations == ()
+
+
+def bayesopt(**kwargs):
+    """A BayesOptSearcher with every GP-phase knob (``random_steps`` is no catalog option)."""
+    from snas.searchers._bayesopt import BayesOptSearcher
+
+    kwargs = {"metric": "val_accuracy", "mode": "max", "seed": 0, "dense_baseline": False,
+              "random_steps": 0, **kwargs}
+    return BayesOptSearcher(SPACE, **kwargs)
+
+
+class _Recorder:
+    """Records every ``BayesianOptimization`` the bayesopt searcher builds."""
+
+    def __init__(self, monkeypatch):
+        import snas.searchers._bayesopt as module
+
+        self.built = []
+        recorder, original = self, module.BayesianOptimization
+
+        class Recording(original):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                recorder.built.append(self)
+
+        monkeypatch.setattr(module, "BayesianOptimization", Recording)
+
+
+def test_bayesopt_learns_from_warm_starts(monkeypatch):
+    recorder = _Recorder(monkeypatch)
+    searcher = bayesopt(warm_start=WARM)
+    configs = drive(searcher, len(WARM))
+    assert [(t, p) for t, p, _ in searcher.observations] == \
+           [(f"t{i}", c) for i, c in enumerate(configs)]
+    searcher.suggest("next")  # model-based at once: random_steps=0
+    (optimizer,) = recorder.built
+    registered = {tuple(row) for row in optimizer.space.params.tolist()}
+    assert registered == {tuple(c[n] for n in NAMES) for c in configs}
+
+
+def test_binomial_alpha():
+    from snas.searchers._bayesopt import binomial_alpha
+
+    # Targets 0.9 (mean of two) and 0.5: var(targets) = 0.04.
+    alpha = binomial_alpha([[0.8, 1.0], [0.5]], 100)
+    assert alpha == pytest.approx([0.09 / 200 / 0.04, 0.25 / 100 / 0.04])
+    # mode='min': the metric is -score (an error rate); the variance is the same.
+    assert binomial_alpha([[-0.8, -1.0], [-0.5]], 100, sign=-1.0) == pytest.approx(alpha)
+    # All targets equal: sklearn does not rescale; p in {0, 1}: bayes_opt's jitter.
+    assert binomial_alpha([[0.5], [0.5]], 100) == pytest.approx([0.0025, 0.0025])
+    assert binomial_alpha([[1.0], [0.0]], 100) == pytest.approx([1e-6, 1e-6])
+    # Not an accuracy, or no val_size: keep bayes_opt's default.
+    assert binomial_alpha([[0.5], [2.0]], 100) is None
+    assert binomial_alpha([[0.5], [0.6]], None) is None
+
+
+def test_bayesopt_gp_models_the_binomial_noise(monkeypatch):
+    from snas.searchers._bayesopt import binomial_alpha
+
+    recorder = _Recorder(monkeypatch)
+    # The same vector observed twice with different scores, then two more points.
+    point = {n: 0.5 for n in NAMES}
+    searcher = bayesopt(val_size=200, warm_start=[point, point, WARM[0], WARM[2]])
+    scores = iter([0.61, 0.69, 0.8, 0.55])
+    drive(searcher, 4, metric=lambda config: next(scores))
+    config = searcher.suggest("next")
+    assert SPACE.contains(config)
+    (optimizer,) = recorder.built
+    expected = binomial_alpha([[0.61, 0.69], [0.8], [0.55]], 200)
+    assert optimizer._gp.alpha == pytest.approx(expected)
+    assert searcher.gp_alpha_ == pytest.approx(expected)
+
+    # Without val_size, or for a metric that is no accuracy, the GP keeps bayes_opt's alpha.
+    for kwargs, metric in (({}, lambda c: 0.5), ({"val_size": 200}, lambda c: 3.0)):
+        recorder.built.clear()
+        searcher = bayesopt(warm_start=[point, WARM[0]], **kwargs)
+        drive(searcher, 2, metric=metric)
+        searcher.suggest("next")
+        assert recorder.built[0]._gp.alpha == 1e-6 and searcher.gp_alpha_ is None
 
 
 def test_searchers_do_not_import_torch():

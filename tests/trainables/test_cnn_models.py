@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _small_models import SMALL_CNN
 from torch import nn
 
 from snas.core.catalog import MODELS
@@ -22,16 +23,7 @@ from trainables.models import build_model, layer_specs, maskable_layers
 from trainables.models._wiring import ChannelGraph, channel_mask
 
 # (model, options, input shape, number of maskable layers)
-SMALL = {
-    "resnet_cifar": (dict(depth=8, base_width=4), (1, 12, 12), 8),
-    "wide_resnet": (dict(depth=10, widen_factor=2), (3, 8, 8), 11),  # 1 + 6 + 3 shortcuts + 1
-    "conv2": (dict(width_multiplier=0.0625), (3, 8, 8), 5),
-    "conv4": (dict(width_multiplier=0.0625), (1, 12, 12), 7),
-    "conv6": (dict(width_multiplier=0.0625, batch_norm=True), (3, 8, 8), 9),
-    "conv8": (dict(width_multiplier=0.0625), (3, 16, 16), 11),
-    "dag": (dict(nodes=7, channels=3), (1, 8, 8), 6),
-    "neural_graph": (dict(stages=2, blocks=3, nodes_per_block=3), (1, 8, 8), 2),
-}
+SMALL = SMALL_CNN
 SLOW_BUILDS = {"resnet18": 21, "resnet50": 54, "wide_resnet50_2": 54}
 
 

@@ -10,10 +10,15 @@ Lifecycle: a model is built with every masked layer unconfigured, then
 ``layer.configure(density, generator)`` is called once per layer in the model's fixed
 order; it initialises the weight (the init may depend on the density) and the mask.
 
-Eval mode: a kernel whose mask cannot change without training caches ``weight * mask``
-on the first eval forward; the cache is dropped on ``train()``, on ``load_state_dict`` and
-by :meth:`MaskedLayer.invalidate_cache`. In-place edits through ``p.data`` while in eval
-mode are not seen: call ``invalidate_cache()`` after such edits.
+Eval mode: the first eval forward computes the effective weight from the *current* values
+(DNW and edge-popup select the top-k of the current |weights| / |scores| there, so the
+evaluated network is never the mask of the values before the last optimizer step) and
+caches it; later eval forwards reuse it. The cache is dropped on ``train()``, on
+``load_state_dict`` and by :meth:`MaskedLayer.invalidate_cache`, and rebuilt when one of the
+tensors it was computed from (:meth:`MaskKernel.eval_inputs`) was replaced or changed in
+place since (its version counter: an optimizer step or ``copy_`` bumps it), e.g. a step
+taken while the model stays in eval mode. In-place edits through ``p.data`` do not bump the
+counter and are not seen: call ``invalidate_cache()`` after such edits.
 
 Speed (CPU): masks are multiplied as 0/1 floats (:func:`float_mask`, or the top-k selector's
 own float copy), several times faster than bool masks; kernels that recompute the effective
@@ -48,7 +53,8 @@ class MaskKernel(ABC):
     affine_norm: ClassVar[bool] = True
     #: Whether layers may have biases.
     allows_bias: ClassVar[bool] = True
-    #: Whether the mask is fixed outside training steps, so eval may cache ``w * mask``.
+    #: Whether the eval-mode effective weight depends only on :meth:`eval_inputs`, so eval
+    #: may cache it until one of them changes.
     cacheable: ClassVar[bool] = True
 
     def __init__(self, options: Any = None):
@@ -61,6 +67,12 @@ class MaskKernel(ABC):
     @abstractmethod
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
         """The weight the training-mode forward uses; may update ``layer.mask``."""
+
+    def eval_inputs(self, layer: MaskedLayer) -> tuple[Tensor, ...]:
+        """The tensors the eval-mode effective weight is computed from (read after it was
+        computed): the eval cache is rebuilt when one of them is replaced or changed in
+        place. Default: the weight and the mask."""
+        return (layer.weight, layer.mask)
 
     def epoch_end(self, layer: MaskedLayer, generator: torch.Generator) -> None:
         """Called after every training epoch (SET rewires here). Default: nothing."""
@@ -157,6 +169,7 @@ class MaskedLayer(nn.Module):
         self.track_gradient = True
         self._eff: Tensor | None = None  # last training forward's effective weight
         self._cached_eff: Tensor | None = None
+        self._cached_from: tuple[tuple[Tensor, int], ...] = ()  # (input, version) of the cache
         self._maskf: Tensor | None = None  # float_mask() cache
         self._maskf_key: tuple | None = None
 
@@ -191,17 +204,30 @@ class MaskedLayer(nn.Module):
                 eff.retain_grad()
                 self._eff = eff
             return eff
-        if self._cached_eff is None:
+        if self._cached_eff is None or not self._cache_is_current():
             with torch.no_grad():
                 self._cached_eff = self.kernel.effective_weight(self).detach()
+            # read after the computation: DNW/edge-popup replace the mask while computing
+            self._cached_from = tuple((t, t._version) for t in self.kernel.eval_inputs(self))
         return self._cached_eff
+
+    def _cache_is_current(self) -> bool:
+        """Whether the eval cache's inputs are the same tensors, unchanged since."""
+        inputs = self.kernel.eval_inputs(self)
+        cached = self._cached_from
+        if len(inputs) != len(cached):
+            return False
+        for t, (was, version) in zip(inputs, cached, strict=True):
+            if t is not was or t._version != version:
+                return False
+        return True
 
     def masked_gradient(self) -> Tensor | None:
         """dC/dW_eff * mask from the last backward (EGF's g_l), or None before any backward.
 
         For every kernel this equals the layer gradient times the mask: random/SET weight
         gradients are already masked, DNW's straight-through weight gradient is dC/dW_eff,
-        and edge-popup's relevant gradient is the effective weight's (REFERENCE.md).
+        and edge-popup's relevant gradient is the effective weight's (docs/definitions.md).
         """
         if self._eff is None or self._eff.grad is None:
             return None
@@ -209,6 +235,7 @@ class MaskedLayer(nn.Module):
 
     def invalidate_cache(self) -> None:
         self._cached_eff = None
+        self._cached_from = ()
 
     def train(self, mode: bool = True) -> MaskedLayer:
         self.invalidate_cache()

@@ -6,6 +6,12 @@ Every training forward keeps the k weights of largest magnitude (exact count, ti
 nothing flows through a pruned edge to upstream nodes because the forward used the masked
 weight. Biases and BatchNorm are dense and train normally.
 
+Eval mode selects too, as the paper does on every forward: the top-k of the *current*
+weights, so the evaluated network is not the mask of the weights before the last optimizer
+step. The weights cannot change during an eval phase, so the layer selects once (first eval
+forward after a step, ``.eval()`` or a load) and caches ``w * mask`` until the weights change
+(:class:`~trainables.kernels._base.MaskedLayer`).
+
 Speed: the mask comes from the layer's :class:`~trainables.kernels._topk.IncrementalTopK`
 (``|w|`` written into the selector's buffer, no allocation), the effective weight is
 ``w * float_mask`` written into reused storage (:class:`~trainables.kernels._base.EffBuffer`).
@@ -23,7 +29,6 @@ from trainables.kernels._base import (
     MaskedLayer,
     MaskKernel,
     dense_uniform_,
-    float_mask,
 )
 from trainables.kernels._topk import IncrementalTopK
 
@@ -76,8 +81,9 @@ class DNWKernel(MaskKernel):
         update_topk_mask(layer, layer.weight)
 
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
-        if not layer.training:
-            return layer.weight * float_mask(layer)
+        if not layer.training:  # once per eval phase (the layer caches the result)
+            selector = update_topk_mask(layer, layer.weight)
+            return layer.weight * selector.float_mask.view(layer.weight.shape)
         weight = layer.weight
         buffer = eff_buffer(layer)
         out, _ = buffer.take(weight, torch.is_grad_enabled() and weight.requires_grad)

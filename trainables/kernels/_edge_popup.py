@@ -8,6 +8,11 @@ dC/ds = dC/dW_eff * w * sgn(s) (as in the public code, which ranks and different
 trains: models built with this kernel use non-affine BatchNorm and no biases
 (``affine_norm``/``allows_bias``).
 
+Eval mode selects too, as the paper does on every forward: the top-k of the *current*
+scores, not the mask of the scores before the last optimizer step; once per eval phase
+(first eval forward after a step, ``.eval()`` or a load), then the layer reuses the cached
+``w * mask`` until the scores or weights change (:meth:`EdgePopupKernel.eval_inputs`).
+
 Weight inits (sigma = sqrt(2 / fan_in), the Kaiming-normal std for ReLU):
 ``signed_constant`` (each weight +-sigma, random sign; the paper's best), ``kaiming_normal``
 (N(0, sigma^2)), and ``scaled_*`` (sigma / sqrt(density), the paper's scaled variant).
@@ -33,7 +38,6 @@ from trainables.kernels._base import (
     MaskedLayer,
     MaskKernel,
     dense_uniform_,
-    float_mask,
 )
 from trainables.kernels._dnw import eff_buffer, update_topk_mask
 from trainables.kernels._topk import IncrementalTopK
@@ -92,9 +96,13 @@ class EdgePopupKernel(MaskKernel):
         layer.selector = None
         update_topk_mask(layer, layer.scores)
 
+    def eval_inputs(self, layer: MaskedLayer) -> tuple[Tensor, ...]:
+        return (layer.weight, layer.scores, layer.mask)
+
     def effective_weight(self, layer: MaskedLayer) -> Tensor:
-        if not layer.training:
-            return layer.weight * float_mask(layer)
+        if not layer.training:  # once per eval phase (the layer caches the result)
+            selector = update_topk_mask(layer, layer.scores)
+            return layer.weight * selector.float_mask.view(layer.weight.shape)
         scores, weight = layer.scores, layer.weight
         selector = update_topk_mask(layer, scores)
         buffer = eff_buffer(layer)

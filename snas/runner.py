@@ -1,0 +1,390 @@
+"""The experiment runner: one stored search = one Ray Tune run, started or resumed.
+
+``snas search``, ``snas resume`` and ``snas compare`` all run here. A caller describes the
+run as an :class:`Experiment` (the trainable and its resources; a ``param_space`` and a
+searcher, or a fixed list of trial ``configs``; the scheduler, callbacks, metric and mode;
+the checkpoint policy) and what the store records about it (:class:`Record`). The runner
+owns everything around Tune: the name and folder checks, the store's search row, starting
+Ray, Tune's ``RunConfig``, ``fit`` and the search status, and pruning checkpoints.
+
+Status: ``running`` while Tune runs; Ctrl-C during ``fit`` marks it ``interrupted`` and any
+other exception ``failed`` (both are re-raised); at the end it is ``finished`` when every
+stored trial ended, else ``interrupted`` (Tune stopped early, e.g. on its own SIGINT
+handling, and ``snas resume`` continues it).
+
+Environment: Tune reads the variables of :data:`TUNE_ENV` when a run starts, not when Ray
+is imported (``TuneController.__init__`` reads ``TUNE_GLOBAL_CHECKPOINT_S``, ``tune.run``
+reads ``RAY_AIR_NEW_OUTPUT``), so :func:`start` sets them, where unset, right before the
+``Tuner`` is built; a value the user exported wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ray.tune.search import Searcher
+
+from snas.core import faults
+from snas.core.errors import SearchError
+
+#: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
+#: experiment state after every step of its loop (default: at most every 10 s), so a killed
+#: driver loses no trial that Tune had seen finish; the state is a small JSON file, cheap
+#: next to the per-epoch trial checkpoints. ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy
+#: reporter, which ``verbose=0`` silences (snas prints its own progress).
+TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+
+#: Checkpoint policies: ``all`` keeps every epoch's checkpoint while the run goes on (a
+#: restore after a hard kill may need one a few epochs old; a finished run is pruned to the
+#: last), ``last`` keeps only the newest, ``none`` writes none.
+CHECKPOINTS = ("all", "last", "none")
+
+#: Statuses a search row holds while, or after, the runner runs it.
+RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
+_UNFINISHED_TRIALS = ("pending", "running")
+
+
+def check_search_name(name: str) -> str:
+    """A search name becomes a folder name: letters, digits, ``-``, ``_``, ``.`` only."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise SearchError(f"search name must be 1-100 characters of letters, digits, '.', '_' "
+                          f"or '-' starting with a letter or digit, got {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the store's search row says about a new experiment (``create_search``)."""
+
+    space_text: str
+    space: Mapping[str, Any]
+    searcher: str
+    num_samples: int
+    params: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One Tune run, as its caller describes it.
+
+    Args:
+        name: the search name (:func:`check_search_name`); also the experiment folder's.
+        storage_path: the folder that holds experiment folders; this run's is
+            ``storage_path / name`` (:attr:`folder`).
+        trainable: the Tune trainable (class or function).
+        resources: per trial, e.g. ``{"cpu": 1, "gpu": 0}``.
+        param_space: Tune's ``param_space`` (the searcher fills in the rest); not with
+            ``configs``.
+        configs: a fixed list of trial configs, run in this order (:class:`FixedConfigs`);
+            not with ``searcher`` or ``param_space``.
+        searcher: a Tune searcher (``search_alg``); None: Tune's default (one trial per
+            sample of ``param_space``).
+        scheduler: a Tune scheduler; None: FIFO.
+        num_samples: trials to run; default ``len(configs)``, else 1.
+        callbacks: Tune callbacks (the store's mirror, progress lines).
+        metric, mode: what Tune's searcher and scheduler optimise; None for a fixed list
+            that needs neither (Tune then does not check every result carries the metric).
+        checkpoints: one of :data:`CHECKPOINTS`.
+        max_failures: restarts of a trial whose node or worker dies, from its last
+            checkpoint.
+    """
+
+    name: str
+    storage_path: Path
+    trainable: Any
+    resources: Mapping[str, float]
+    param_space: Mapping[str, Any] | None = None
+    configs: Sequence[Mapping[str, Any]] | None = None
+    searcher: Any = None
+    scheduler: Any = None
+    num_samples: int | None = None
+    callbacks: Sequence[Any] = ()
+    metric: str | None = None
+    mode: str | None = None
+    checkpoints: str = "all"
+    max_failures: int = 0
+
+    def __post_init__(self) -> None:
+        check_search_name(self.name)
+        if self.configs is not None:
+            if self.searcher is not None or self.param_space is not None:
+                raise ValueError("configs is a fixed list of trials: give no searcher and no "
+                                 "param_space with it")
+            if not self.configs:
+                raise ValueError("configs must hold at least one trial config, got none")
+        if self.num_samples is not None and (not isinstance(self.num_samples, int)
+                                             or self.num_samples < 1):
+            raise ValueError(f"num_samples must be an integer >= 1, got {self.num_samples!r}")
+        if self.mode not in (None, "max", "min"):
+            raise ValueError(f"mode must be 'max', 'min' or None, got {self.mode!r}")
+        if (self.metric is None) != (self.mode is None):
+            raise ValueError(f"give metric and mode together, got metric={self.metric!r}, "
+                             f"mode={self.mode!r}")
+        if self.checkpoints not in CHECKPOINTS:
+            raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINTS)}, got "
+                             f"{self.checkpoints!r}")
+        if not isinstance(self.max_failures, int) or self.max_failures < 0:
+            raise ValueError(f"max_failures must be an integer >= 0, got {self.max_failures!r}")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.storage_path) / self.name
+
+    @property
+    def trials(self) -> int:
+        """How many trials the run plans."""
+        if self.num_samples is not None:
+            return self.num_samples
+        return len(self.configs) if self.configs is not None else 1
+
+    def tuner(self) -> Any:
+        """The Tune ``Tuner`` of this run (call after :func:`start`)."""
+        from ray import tune
+        from ray.tune.schedulers import FIFOScheduler
+
+        searcher = FixedConfigs(self.configs) if self.configs is not None else self.searcher
+        return tune.Tuner(
+            tune.with_resources(self.trainable, dict(self.resources)),
+            param_space=dict(self.param_space or {}),
+            tune_config=tune.TuneConfig(metric=self.metric, mode=self.mode,
+                                        search_alg=searcher,
+                                        scheduler=self.scheduler or FIFOScheduler(),
+                                        num_samples=self.trials, reuse_actors=True,
+                                        trial_dirname_creator=trial_dirname),
+            run_config=self.run_config(),
+        )
+
+    def run_config(self) -> Any:
+        from ray import tune
+
+        return tune.RunConfig(
+            name=self.name, storage_path=str(self.storage_path),
+            callbacks=list(self.callbacks), verbose=0,
+            checkpoint_config=_checkpoint_config(self.checkpoints),
+            # A trial whose node dies (or whose worker is killed) restarts from its last
+            # checkpoint on any node with room, up to max_failures times.
+            failure_config=tune.FailureConfig(max_failures=self.max_failures),
+        )
+
+
+def _checkpoint_config(policy: str) -> Any:
+    from ray import tune
+
+    if policy == "all":
+        # Keep every checkpoint while the run goes on: after a hard kill, Tune's restored
+        # state may point at a checkpoint a few epochs old (its state lags up to 1 s), and
+        # a deleted one cannot be restored. Finished runs are pruned to the last one.
+        return tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
+                                     checkpoint_at_end=True)
+    if policy == "last":
+        return tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
+                                     checkpoint_at_end=True)
+    if policy == "none":
+        return tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False)
+    raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINTS)}, got {policy!r}")
+
+
+def trial_dirname(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+class FixedConfigs(Searcher):
+    """A Tune searcher that hands out ``configs`` in order (deep copies), then FINISHED.
+
+    Its position is saved with the experiment, so a restored run hands out only the
+    configs it had not yet.
+    """
+
+    def __init__(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        super().__init__()
+        self.configs = [dict(c) for c in configs]
+        self.next_ = 0
+
+    def suggest(self, trial_id: str) -> dict | str | None:
+        if self.next_ >= len(self.configs):
+            return Searcher.FINISHED
+        self.next_ += 1
+        return copy.deepcopy(self.configs[self.next_ - 1])
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None,
+                          error: bool = False) -> None:
+        pass
+
+    def get_state(self) -> dict:
+        return {"configs": self.configs, "next": self.next_}
+
+    def set_state(self, state: dict) -> None:
+        self.configs, self.next_ = state["configs"], state["next"]
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.set_state(pickle.load(f))
+
+
+# ---------------------------------------------------------------------------------------
+# Starting Ray
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to the Ray at ``address`` (None: start a local one); no-op when connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="ERROR",
+                 runtime_env=faults.runtime_env())
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray instance"
+        raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
+                          ) from None
+
+
+def start(address: str | None) -> None:
+    """Everything a Tune run needs before its ``Tuner`` exists: :data:`TUNE_ENV`, Ray."""
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
+    init_ray(address)
+
+
+# ---------------------------------------------------------------------------------------
+# Running
+
+
+def check_new_experiment(store: Any, name: str, storage_path: Path, *,
+                         taken_hint: str = "pick another --name") -> Path:
+    """Refuse a name the store or the experiment folders already hold; the run's folder.
+
+    Cheap: callers with expensive preparation call it first, :func:`run` again.
+    """
+    check_search_name(name)
+    if store.get_search(name) is not None:
+        raise SearchError(f"a search named {name!r} already exists in {store.url}; "
+                          f"{taken_hint}")
+    folder = Path(storage_path) / name
+    if folder.exists():
+        raise SearchError(f"experiment folder {str(folder)!r} already exists; pick another "
+                          "--name or remove the folder")
+    return folder
+
+
+def run(experiment: Experiment, record: Record, store: Any, *, address: str | None = None,
+        on_complete: Callable[[Any, str], None] | None = None,
+        taken_hint: str = "pick another --name") -> dict[str, Any]:
+    """Start a new experiment: checks, the store's search row, Ray, fit, status.
+
+    ``on_complete(store, name)`` runs once every trial ended, before the status becomes
+    ``finished``. Returns ``{"name", "seconds"}`` (seconds of ``fit`` and what follows).
+    """
+    folder = check_new_experiment(store, experiment.name, experiment.storage_path,
+                                  taken_hint=taken_hint)
+    start(address)
+    Path(experiment.storage_path).mkdir(parents=True, exist_ok=True)
+    store.create_search(experiment.name, record.space_text, dict(record.space),
+                        record.searcher, record.num_samples, str(folder), dict(record.params))
+    faults.point("search_created")
+    return _fit(experiment.tuner(), store, experiment.name, on_complete)
+
+
+def stored_search(store: Any, name: str) -> dict[str, Any]:
+    """The search row of an experiment to resume; an unknown or finished one is an error."""
+    record = store.get_search(name)
+    if record is None:
+        raise SearchError(f"no search named {name!r} in the store; `snas list` shows the "
+                          "searches")
+    if record["status"] == FINISHED:
+        raise SearchError(f"search {name!r} already finished; `snas show {name}` lists its "
+                          "trials")
+    return record
+
+
+def resume(store: Any, name: str, trainable: Any, resources: Mapping[str, float], *,
+           fresh: Callable[[], Experiment], address: str | None = None,
+           on_complete: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
+    """Continue an interrupted experiment from its folder (``Tuner.restore``).
+
+    One whose driver died before Tune saved any state (no trial in the store yet) starts
+    afresh under the same name from ``fresh()`` (called after Ray started). Unfinished
+    trials resume from their last checkpoint; errored trials stay errored.
+    """
+    from ray import tune
+
+    record = stored_search(store, name)
+    folder = Path(record["storage_path"])
+    restorable = tune.Tuner.can_restore(str(folder))
+    if not restorable and store.trials(name):
+        raise SearchError(f"search {name!r} has no restorable experiment state at "
+                          f"{str(folder)!r}")
+    start(address)
+    store.set_search_status(name, RUNNING)
+    if restorable:
+        tuner = tune.Tuner.restore(str(folder),
+                                   tune.with_resources(trainable, dict(resources)),
+                                   resume_unfinished=True, resume_errored=False,
+                                   restart_errored=False)
+    else:
+        tuner = fresh().tuner()
+    return _fit(tuner, store, name, on_complete)
+
+
+def fit_tuner(tuner: Any, store: Any, name: str) -> list[dict[str, Any]]:
+    """Run ``tuner.fit()`` for search ``name``; returns its stored trials afterwards.
+
+    Ctrl-C marks the search ``interrupted`` and any other exception ``failed`` (both are
+    re-raised); the final status is :func:`_fit`'s job.
+    """
+    try:
+        tuner.fit()
+    except KeyboardInterrupt:
+        store.set_search_status(name, INTERRUPTED)
+        raise
+    except Exception:
+        store.set_search_status(name, FAILED)
+        raise
+    return store.trials(name)
+
+
+def _fit(tuner: Any, store: Any, name: str,
+         on_complete: Callable[[Any, str], None] | None) -> dict[str, Any]:
+    began = time.perf_counter()
+    trials = fit_tuner(tuner, store, name)
+    faults.point("search_end")
+    unfinished = [t for t in trials if t["status"] in _UNFINISHED_TRIALS]
+    if not unfinished and on_complete is not None:
+        on_complete(store, name)
+    store.set_search_status(name, INTERRUPTED if unfinished else FINISHED)
+    if not unfinished:
+        prune_checkpoints(trials)
+    return {"name": name, "seconds": time.perf_counter() - began}
+
+
+def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
+    """Delete every checkpoint of a finished trial but the one the store points at."""
+    import shutil
+
+    for t in trials:
+        keep = t.get("checkpoint_path")
+        if not keep or not Path(keep).is_dir():
+            continue
+        for old in Path(keep).parent.glob("checkpoint_*"):
+            if old.is_dir() and old != Path(keep):
+                shutil.rmtree(old, ignore_errors=True)
+
+
+__all__ = ["CHECKPOINTS", "TUNE_ENV", "Experiment", "FixedConfigs", "Record",
+           "check_new_experiment", "check_search_name", "fit_tuner", "init_ray",
+           "prune_checkpoints", "resume", "run", "start", "stored_search", "trial_dirname"]

@@ -1,0 +1,200 @@
+"""trainables.checkpoint: the checkpoint folder's files, their readers, and the wiring
+record the trainable writes at the epochs where a trial may end."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from snas.core import faults
+from snas.core import metrics as M
+from snas.core.config import SpaceConfig
+from trainables import checkpoint
+from trainables.training import Trial, unpack_mask_trace
+from trainables.tune_trainable import SnasTrainable, ending_epochs
+from trainables.wiring_record import wiring_record
+
+
+def space(**sections) -> SpaceConfig:
+    """A tiny space; ``model`` replaces the MLP section, the others update theirs."""
+    base = {
+        "dataset": {"name": "synthetic", "synthetic_shape": [1, 4, 4], "synthetic_size": 128},
+        "model": {"name": "mlp", "hidden_layers": 2, "width": 16},
+        "training": {"epochs": 2, "batch_size": 64, "lr": 0.05, "device": "cpu"},
+    }
+    for key, value in sections.items():
+        base[key] = value if key == "model" else {**base.get(key, {}), **value}
+    return SpaceConfig.from_dict(base)
+
+
+def trainable(cfg: SpaceConfig, density) -> SnasTrainable:
+    """The trainable without its Tune actor: ``setup`` as Tune calls it, no Ray started."""
+    t = SnasTrainable.__new__(SnasTrainable)
+    t.setup({"space": cfg.to_dict(), "density": density})
+    return t
+
+
+def same_json(a, b) -> bool:
+    """Equal as stored: JSON text compares NaN with NaN, numpy with Python numbers."""
+    return json.dumps(a, sort_keys=True, default=lambda o: o.tolist()) == json.dumps(
+        b, sort_keys=True, default=lambda o: o.tolist())
+
+
+# ----------------------------------------------------------------------------- trial.pt
+
+
+@pytest.mark.parametrize("kernel", ["random", "set"])
+def test_round_trip_and_readers(tmp_path, kernel):
+    cfg = space(kernel={"name": kernel}, training={"epochs": 3})
+    trial = Trial(cfg, [0.5, 0.7, 1.0])
+    trial.run_epoch()
+    assert not checkpoint.has_checkpoint(tmp_path)
+    checkpoint.save_state(tmp_path, trial.state_dict())
+    assert checkpoint.has_checkpoint(tmp_path) and not checkpoint.has_checkpoint(None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [checkpoint.CHECKPOINT_FILE]
+
+    state = checkpoint.load_state(tmp_path)
+    assert checkpoint.read_space(tmp_path) == cfg
+    assert checkpoint.read_density(state) == trial.density
+    assert checkpoint.read_epoch(state) == 1
+    assert checkpoint.read_history(state) == trial.history
+    assert list(checkpoint.read_model_state(state)) == list(trial.model.state_dict())
+    names, masks = checkpoint.read_masks(tmp_path)
+    assert names == [spec.name for spec in trial.specs]
+    for mask, layer in zip(masks, trial.layers, strict=True):
+        assert mask.dtype == bool and np.array_equal(mask, layer.mask.numpy())
+    trace = checkpoint.read_mask_trace(state)
+    if kernel == "set":  # rewires between epochs: masks after epochs 0 and 1
+        assert unpack_mask_trace(trace)[1] == [0, 1]
+    else:
+        assert trace is None
+
+    # the whole state resumes the trial exactly where it was
+    straight = Trial(cfg, [0.5, 0.7, 1.0])
+    for _ in range(3):
+        straight.run_epoch()
+    resumed = Trial(cfg, [0.5, 0.7, 1.0])
+    resumed.load_state_dict(state)
+    for _ in range(2):
+        resumed.run_epoch()
+    assert [r[M.TRAIN_LOSS] for r in resumed.history] == pytest.approx(
+        [r[M.TRAIN_LOSS] for r in straight.history], rel=1e-6)
+
+
+def test_read_space_of_an_older_checkpoint_is_none(tmp_path):
+    state = Trial(space(), 0.5).state_dict()
+    del state["space"]
+    checkpoint.save_state(tmp_path, state)
+    assert checkpoint.read_space(tmp_path) is None
+
+
+def test_save_replaces_only_after_the_write(tmp_path, monkeypatch):
+    """The fault point sits between the write and the replace (the kill tests rely on it):
+    there, the old checkpoint is still whole under the real name."""
+    trial = Trial(space(), 0.5)
+    checkpoint.save_state(tmp_path, trial.state_dict())
+    trial.run_epoch()
+    seen = []
+
+    def point(name):
+        seen.append((name, checkpoint.read_epoch(tmp_path),
+                     (tmp_path / (checkpoint.CHECKPOINT_FILE + ".tmp")).is_file()))
+
+    monkeypatch.setattr(faults, "point", point)
+    checkpoint.save_state(tmp_path, trial.state_dict())
+    assert seen == [("checkpoint_write", 0, True)]
+    assert checkpoint.read_epoch(tmp_path) == 1
+    assert not (tmp_path / (checkpoint.CHECKPOINT_FILE + ".tmp")).exists()
+
+
+# ----------------------------------------------------------------------------- wiring.json
+
+
+def test_wiring_record_file_round_trip(tmp_path):
+    assert checkpoint.read_wiring_record(tmp_path) is None
+    graph = {"directed": True, "nodes": [{"id": "a"}], "edges": []}
+    stats = {"nodes": np.int64(1), "density": np.float32(0.5), "elongation": math.nan,
+             "shape": (2, 3)}
+    checkpoint.write_wiring_record(tmp_path, graph, stats)
+    back_graph, back_stats = checkpoint.read_wiring_record(tmp_path)
+    assert back_graph == graph
+    assert back_stats["nodes"] == 1 and back_stats["density"] == 0.5
+    assert math.isnan(back_stats["elongation"]) and back_stats["shape"] == [2, 3]
+    assert [p.name for p in tmp_path.iterdir()] == [checkpoint.WIRING_FILE]
+    (tmp_path / checkpoint.WIRING_FILE).write_text('{"graph": [')  # torn or foreign
+    assert checkpoint.read_wiring_record(tmp_path) is None
+
+
+@pytest.mark.parametrize("model", [
+    {"name": "mlp", "hidden_layers": 2, "width": 16},
+    {"name": "dag", "nodes": 6, "channels": 2},
+    {"name": "resnet_cifar", "depth": 8, "base_width": 2},
+    {"name": "neural_graph", "stages": 1, "blocks": 3, "nodes_per_block": 3},
+], ids=lambda m: m["name"])
+def test_trainable_writes_the_record_at_the_final_epoch(tmp_path, model):
+    cfg = space(model=model, dataset={"synthetic_shape": [1, 8, 8], "synthetic_size": 64},
+                scheduler={"name": "fifo"})
+    t = trainable(cfg, 0.5)
+    t.trial.run_epoch()
+    first, final = tmp_path / "checkpoint_000000", tmp_path / "checkpoint_000001"
+    first.mkdir(), final.mkdir()
+    t.save_checkpoint(str(first))  # epoch 1 of 2, FIFO: the trial cannot end here
+    assert checkpoint.read_wiring_record(first) is None
+    t.trial.run_epoch()
+    t.save_checkpoint(str(final))
+    written = checkpoint.read_wiring_record(final)
+    assert written is not None and written[0]["nodes"]
+    assert same_json(written, wiring_record(str(final)))
+
+
+def test_trainable_writes_the_record_at_asha_rungs(tmp_path):
+    cfg = space(training={"epochs": 4},
+                scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    t = trainable(cfg, 0.5)
+    written = []
+    for epoch in range(1, 5):
+        t.trial.run_epoch()
+        folder = tmp_path / f"checkpoint_{epoch:06d}"
+        folder.mkdir()
+        t.save_checkpoint(str(folder))
+        if checkpoint.read_wiring_record(folder) is not None:
+            written.append(epoch)
+            assert same_json(checkpoint.read_wiring_record(folder), wiring_record(str(folder)))
+    assert written == [1, 2, 4]
+
+
+# ----------------------------------------------------------------------------- ASHA rungs
+
+
+@pytest.mark.parametrize("epochs,grace,rf", [
+    (9, 1, 3.0), (6, 2, 3.0), (20, 1, 2.5), (10, 3, 2.0), (1, 1, 3.0), (5, 9, 3.0),
+    (27, 1, 3.0), (100, 1, 1.1), (8, 2, 4.0),
+])
+def test_ending_epochs_are_where_ray_asha_decides(epochs, grace, rf):
+    """Epochs at which Ray's ASHA (as the controller builds it) judges a trial, found by
+    asking its bracket, plus the last epoch."""
+    from ray.tune.schedulers.async_hyperband import _Bracket
+
+    bracket = _Bracket(min(grace, epochs), epochs, rf, s=0)
+    judged = {min(i for i in range(1, epochs + 1) if i >= milestone)
+              for milestone, _ in bracket._rungs if milestone <= epochs}
+    cfg = space(training={"epochs": epochs},
+                scheduler={"name": "asha", "grace_period": grace, "reduction_factor": rf})
+    assert ending_epochs(cfg) == judged | {epochs}
+    assert ending_epochs(space(training={"epochs": epochs}, scheduler={"name": "fifo"})) \
+        == {epochs}
+
+
+def test_load_checkpoint_restores_the_trainable(tmp_path):
+    a = trainable(space(), 0.5)
+    a.trial.run_epoch()
+    a.save_checkpoint(str(tmp_path))
+    b = trainable(space(), 0.5)
+    b.load_checkpoint(str(tmp_path))
+    assert b.trial.epoch == 1 and b.trial.history == a.trial.history
+    b.load_checkpoint({"path": str(tmp_path)})
+    torch.testing.assert_close(b.trial.model.state_dict(), a.trial.model.state_dict())
