@@ -34,6 +34,7 @@ from snas.core import metrics as M
 from snas.core.budget import CostModel, DensityBudget, cost_model_from_layers
 from snas.core.config import SpaceConfig, to_dict
 from snas.core.density import density_keys, density_list, is_dense
+from snas.core.errors import ConfigError
 from snas.paths import default_storage_path  # noqa: F401  (re-exported)
 from snas.runner import (  # noqa: F401  (re-exported: the CLI and compare use them)
     check_search_name,
@@ -261,9 +262,9 @@ def runs_dense_baseline(space: SpaceConfig, budget: DensityBudget | None) -> boo
     return space.search.with_dense_baseline and (budget is None or budget.allows(1.0))
 
 
-def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
-                  ) -> tuple[Any, Any, dict]:
-    """(searcher, scheduler, param_space) for a space and its layer table."""
+def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]],
+                  split_sizes: Mapping[str, int] | None = None) -> tuple[Any, Any, dict]:
+    """(searcher, scheduler, param_space) for a space, its layer table and split sizes."""
     from ray.tune.schedulers import FIFOScheduler
 
     from snas.searchers import DensitySpace, make_searcher
@@ -275,7 +276,9 @@ def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
         s.searcher.name, DensitySpace(names, space.density.low, space.density.high),
         metric=s.metric, mode=s.mode, seed=s.seed, options=s.searcher.options,
         dense_baseline=runs_dense_baseline(space, budget), max_concurrent=s.max_concurrent,
-        budget=budget, cost_model=cost_model, multi_objective=s.multi_objective)
+        budget=budget, cost_model=cost_model, multi_objective=s.multi_objective,
+        warm_start=warm_start_configs(space, layers),
+        val_size=(split_sizes or {}).get("val") or None)
     if space.scheduler.name == "asha":
         scheduler = BaselineKeepingASHA(time_attr="training_iteration", max_t=space.training.epochs,
                                   grace_period=min(space.scheduler.grace_period,
@@ -290,6 +293,12 @@ def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
     """The search's layer table, in density-vector order: ``name``, ``shape`` and
     ``positions`` (output positions per example, what a weight costs in FLOPs), from the
     space's model built on CPU."""
+    return network_facts(space)[0]
+
+
+def network_facts(space: SpaceConfig) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """(:func:`layer_table`, the examples in each data split) of a space: what the driver
+    needs to know about the trials' network and data before any trial runs."""
     import torch
 
     from trainables.data import load_dataset
@@ -300,8 +309,34 @@ def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
     model = build_model(space.model, make_kernel(space.kernel), data.input_shape,
                         data.num_classes, 1.0, torch.Generator().manual_seed(0))
     positions = output_positions(model, data.input_shape)
-    return [{"name": spec.name, "shape": list(spec.shape), "positions": p}
-            for spec, p in zip(layer_specs(model), positions, strict=True)]
+    layers = [{"name": spec.name, "shape": list(spec.shape), "positions": p}
+              for spec, p in zip(layer_specs(model), positions, strict=True)]
+    return layers, {k: int(v) for k, v in data.split_sizes().items()}
+
+
+def warm_start_configs(space: SpaceConfig, layers: Sequence[Mapping[str, Any]]
+                       ) -> list[dict[str, float]]:
+    """The density configs of ``search.warm_start``: each reference allocation at the
+    budget's cost (or ``search.warm_start_fraction`` of the dense cost without a budget)."""
+    from snas.core.allocations import reference_allocation
+
+    s = space.search
+    if not s.warm_start:
+        return []
+    fraction = (space.budget.max_fraction if space.budget.max_fraction is not None
+                else s.warm_start_fraction)
+    names = density_keys(len(layers), uniform=space.density.uniform)
+    configs = []
+    for allocation in s.warm_start:
+        vector = reference_allocation(allocation, list(layers), fraction,
+                                      space.budget.resource)
+        if space.density.uniform:
+            if len(set(vector)) > 1:
+                raise ConfigError(f"search.warm_start: {allocation} gives one density per "
+                                  "layer, but density.uniform searches one scalar; use uniform")
+            vector = vector[:1]
+        configs.append(dict(zip(names, vector, strict=True)))
+    return configs
 
 
 # Experiments saved before the runner existed pickled Tune's trial-folder namer from here
@@ -310,11 +345,12 @@ _trial_dirname = runner.trial_dirname
 
 
 def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: str,
-                storage_path: Path, store_url: str, quiet: bool) -> runner.Experiment:
+                storage_path: Path, store_url: str, quiet: bool,
+                split_sizes: Mapping[str, int] | None = None) -> runner.Experiment:
     """The Tune run of a search: its searcher, scheduler, store callback and trainable."""
     from trainables.tune_trainable import SnasTrainable
 
-    searcher, scheduler, param_space = _tune_objects(space, layers)
+    searcher, scheduler, param_space = _tune_objects(space, layers, split_sizes)
     callback = StoreCallback(store_url, name, space.search.metric, space.search.mode,
                              space.training.epochs, space.search.num_samples, quiet=quiet)
     return runner.Experiment(
@@ -345,12 +381,13 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
     # Before the layer table (torch, the dataset): a taken name fails at once.
     runner.check_new_experiment(store, request.name, request.storage_path,
                                 taken_hint=_TAKEN_HINT.format(name=request.name))
-    layers = layer_table(space)
+    layers, split_sizes = network_facts(space)
     _, budget = search_budget(space, layers)  # an impossible budget fails before Ray starts
     experiment = _experiment(space, layers, request.name, request.storage_path,
-                             request.store_url, request.quiet)
+                             request.store_url, request.quiet, split_sizes)
     params = {"metric": space.search.metric, "mode": space.search.mode,
-              "layers": layers, "store_url": request.store_url, "address": request.address,
+              "layers": layers, "split_sizes": split_sizes,
+              "store_url": request.store_url, "address": request.address,
               "budget": to_dict(space.budget), "multi_objective": space.search.multi_objective,
               "dense_baseline": runs_dense_baseline(space, budget)}
     record = runner.Record(request.space_text, space.to_dict(), space.search.searcher.name,
@@ -378,7 +415,8 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
 
     def fresh() -> runner.Experiment:
         return _experiment(space, params.get("layers") or layer_table(space), name,
-                           folder.parent, store_url or params["store_url"], quiet=False)
+                           folder.parent, store_url or params["store_url"], quiet=False,
+                           split_sizes=params.get("split_sizes"))
 
     return runner.resume(store, name, SnasTrainable, _resources(space), fresh=fresh,
                          address=address or params.get("address"),

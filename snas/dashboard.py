@@ -110,10 +110,15 @@ def search_payload(view: SearchView) -> dict[str, Any]:
     for rank, t in enumerate(view.ranked, 1):
         row = {k: v for k, v in t.items() if k not in _HIDDEN_TRIAL_FIELDS}
         row["rank"] = rank if _number(t.get(metric)) is not None else None
+        row["near_best"] = view.within_noise(t)
         trials.append(row)
     search = {k: view.record.get(k) for k in ("name", "status", "searcher", "num_samples",
                                               "created_at", "updated_at", "finished_at")}
+    best = view.best_value
     return {"search": search, "metric": metric, "mode": view.mode,
+            "ranked_by": view.ranked_by,
+            "standard_error": view.standard_error(best),
+            "verdict": view.confirmation["verdict"] if view.confirmation else None,
             "layers": [layer["name"] for layer in view.layers],
             "baseline": view.baseline["trial_id"] if view.baseline else None,
             "trials": trials}

@@ -43,6 +43,8 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
     """Return ``value`` as type ``tp`` or raise a ConfigError naming ``where``."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None
         if isinstance(value, Mapping):  # a section: its own error names the bad key
             for arg in typing.get_args(tp):
                 if dataclasses.is_dataclass(arg):

@@ -427,6 +427,8 @@ function renderTable(data) {
                 [metric, ""], ["test_accuracy", ""], ["vs dense", ""], ["active weights", ""],
                 ["egf_1", ""], ["egf_2", ""], ["density vector", "text"]];
   if (metric !== "val_accuracy") cols.splice(5, 0, ["val_accuracy", ""]);
+  const confirmed = data.trials.some((t) => finite(t.confirmed_test_accuracy));
+  if (confirmed) cols.splice(5, 0, ["confirmed test (mean ± sd)", ""]);
   const head = el("tr", {});
   for (const [c, cls] of cols) head.append(el("th", {class: cls || null, scope: "col"}, c));
   $("trials").tHead.replaceChildren(head);
@@ -445,7 +447,10 @@ function renderTable(data) {
       "trial": t.trial_id,
       "status": t.status,
       "epochs": t.epochs,
-      [metric]: fmt(t[metric]),
+      [metric]: fmt(t[metric]) + (t.near_best ? " ~" : ""),
+      "confirmed test (mean ± sd)": finite(t.confirmed_test_accuracy)
+        ? fmt(t.confirmed_test_accuracy) + (finite(t.confirmed_sd) ? " ± " + fmt(t.confirmed_sd) : "")
+        : "-",
       "val_accuracy": fmt(t.val_accuracy),
       "test_accuracy": fmt(t.test_accuracy),
       "vs dense": delta,
@@ -500,7 +505,10 @@ function redrawSearch() {
   $("search-meta").textContent =
     `${s.status} · ${s.searcher} searcher · ${data.trials.length}/${s.num_samples} trials (` +
     Object.entries(counts).map(([k, v]) => `${v} ${k}`).join(", ") +
-    `) · ranked by ${data.metric} (${data.mode}) · started ${s.created_at || "-"}`;
+    `) · ranked by ${data.ranked_by || data.metric} (${data.mode})` +
+    (finite(data.standard_error) ? ` · standard error ±${data.standard_error.toFixed(4)}, ~ within 2 of the best` : "") +
+    (data.verdict ? ` · confirmation: ${data.verdict}` : "") +
+    ` · started ${s.created_at || "-"}`;
   renderTable(data);
   drawScatter(data);
   drawHeatmap(data);

@@ -17,7 +17,6 @@ from scipy.optimize import minimize
 
 from snas.cli import main
 from snas.core.budget import CostModel, DensityBudget
-from snas.core.density import kept_count
 from snas.core.errors import ConfigError
 from snas.results import pareto_front
 from snas.searchers import SEARCHERS, DensitySpace, make_searcher

@@ -75,7 +75,8 @@ class CountingStore:
 def test_load_reads_the_store_once(store):
     counting = CountingStore(store)
     view = SearchView.load(counting, "flops")
-    assert counting.calls == {"read_search": 1}
+    # one read of the search, one look for its confirmation (NAME.confirm; none here)
+    assert counting.calls == {"read_search": 1, "get_search": 1}
     # everything derived afterwards comes from the snapshot: the store can go away
     store.delete_search("flops")
     assert ids(view.ranked) == ["t3", "t4", "t2", "t1", "stopped", "pending"]
@@ -83,7 +84,7 @@ def test_load_reads_the_store_once(store):
     assert view.cost == "active_flops"
     assert ids(view.pareto_front) == ["t2", "t3"]
     assert ids(view.export_document(pareto=True)["trials"]) == ["t2", "t3"]
-    assert counting.calls == {"read_search": 1}
+    assert counting.calls == {"read_search": 1, "get_search": 1}
 
 
 def test_ranking_rules(store):

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from snas.core.config import load_space
-from snas.core.errors import ConfigError, SearchError
+from snas.core.errors import ConfigError
 from trainables import sparse_runtime as runtime
 from trainables.data import load_dataset
 from trainables.kernels import make_kernel

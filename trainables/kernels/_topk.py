@@ -66,7 +66,7 @@ import torch
 from torch import Tensor
 
 # The one definition of how many weights a layer keeps; the searchers' budgets count with it.
-from snas.core.budget import kept_count
+from snas.core.density import kept_count
 
 __all__ = ["IncrementalTopK", "kept_count", "reference_topk_mask"]
 
