@@ -302,10 +302,7 @@ def run(experiment: Experiment, record: Record, store: Any, *, address: str | No
 
 def stored_search(store: Any, name: str) -> dict[str, Any]:
     """The search row of an experiment to resume; an unknown or finished one is an error."""
-    record = store.get_search(name)
-    if record is None:
-        raise SearchError(f"no search named {name!r} in the store; `snas list` shows the "
-                          "searches")
+    record = store.require_search(name)  # the store's one "no search named" error
     if record["status"] == FINISHED:
         raise SearchError(f"search {name!r} already finished; `snas show {name}` lists its "
                           "trials")

@@ -3,43 +3,40 @@
 Every command module defines ``HELP`` (one line for ``snas --help``), ``DESCRIPTION``
 (for ``snas COMMAND --help``), ``add_arguments(parser)`` and ``run(args) -> int``. A module
 imports torch, Ray or matplotlib inside ``run`` only, so building the parser (``snas
---help``) imports none of them. Adding a command is one module plus one line here.
+--help``) imports none of them. Adding a command is one module plus one registry line here.
 """
 
 from __future__ import annotations
 
-import importlib
 from types import ModuleType
 
-from snas.core.errors import ConfigError
+from snas.core.registry import Registry
 
 __all__ = ["COMMANDS", "command_module"]
 
-#: Command name -> the module that implements it, in ``snas --help`` order. Imported
-#: lazily, by :func:`command_module`.
-COMMANDS: dict[str, str] = {
-    "train": "snas.commands.train",
-    "search": "snas.commands.search",
-    "resume": "snas.commands.resume",
-    "list": "snas.commands.listing",
-    "show": "snas.commands.show",
-    "export": "snas.commands.export",
-    "dashboard": "snas.commands.dashboard",
-    "confirm": "snas.confirm",
-    "compare": "snas.compare",
-    "report": "snas.report",
-    "analyze": "snas.analysis",
-    "topology": "snas.topology",
-}
+#: Command name -> the module that implements it (a lazy reference, imported on first use),
+#: in ``snas --help`` order: the same :class:`~snas.core.registry.Registry` style as the
+#: plug-ins.
+COMMANDS: Registry = Registry("command")
+COMMANDS.register("train", "snas.commands.train")
+COMMANDS.register("search", "snas.commands.search")
+COMMANDS.register("resume", "snas.commands.resume")
+COMMANDS.register("list", "snas.commands.listing")
+COMMANDS.register("show", "snas.commands.show")
+COMMANDS.register("export", "snas.commands.export")
+COMMANDS.register("dashboard", "snas.commands.dashboard")
+COMMANDS.register("confirm", "snas.confirm")
+COMMANDS.register("compare", "snas.compare")
+COMMANDS.register("report", "snas.report")
+COMMANDS.register("analyze", "snas.analysis")
+COMMANDS.register("topology", "snas.topology")
 
 _CONTRACT = ("HELP", "DESCRIPTION", "add_arguments", "run")
 
 
 def command_module(name: str) -> ModuleType:
     """The module of command ``name``, checked against the command contract."""
-    if name not in COMMANDS:
-        raise ConfigError(f"unknown command {name!r}; choose one of {', '.join(COMMANDS)}")
-    module = importlib.import_module(COMMANDS[name])
+    module = COMMANDS[name]  # an unknown name: the registry's one-line error
     missing = [attr for attr in _CONTRACT if not hasattr(module, attr)]
     if missing:  # a programming error in a command module, not a user error
         raise TypeError(f"command module {module.__name__} lacks {', '.join(missing)}")

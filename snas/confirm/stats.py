@@ -118,7 +118,7 @@ def verdict(plan: ConfirmPlan, comparisons: Sequence[Mapping[str, Any]],
     n = len(plan.seeds)
     if smallest_p(n) >= ALPHA:
         line += (f" (with {n} seeds the exact test cannot go below p = {smallest_p(n):.3g}: "
-                 f"use --seeds {math.ceil(math.log2(1 / ALPHA)) + 1} or more to decide)")
+                 f"use --seeds {math.ceil(math.log2(1 / ALPHA))} or more to decide)")
     return line
 
 

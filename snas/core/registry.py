@@ -5,7 +5,7 @@ Kernels, models, datasets, searchers and CLI commands are all registered the sam
     MODELS.register("mlp", "trainables.models.mlp:build_mlp", options="trainables.models.mlp:MLPOptions")
 
 A target (and an options class) is either the object itself or a lazy ``"module:attr"``
-string, imported the first time it is asked for: optional or heavy dependencies (torch,
+(or, for a target that is a whole module, ``"module"``) string, imported the first time it is asked for: optional or heavy dependencies (torch,
 Optuna, torchvision) load only when an entry is used, and this module stays torch-free.
 An entry's options class is the frozen dataclass that its section of a search-space file
 parses into (``model: {name: mlp, width: 64}`` -> ``MLPOptions(width=64)``).
@@ -30,13 +30,16 @@ T = TypeVar("T")
 
 
 def _load(ref: Any) -> Any:
-    """Import a ``"module:attr"`` reference; anything else is returned as it is."""
+    """Import a ``"module:attr"`` (or ``"module"``) reference; anything else is returned as
+    it is."""
     if not isinstance(ref, str):
         return ref
     module, sep, attr = ref.partition(":")
-    if not sep or not module or not attr:
-        raise ValueError(f"a lazy registry reference is 'module:attr', got {ref!r}")
+    if not module or (sep and not attr):
+        raise ValueError(f"a lazy registry reference is 'module:attr' or 'module', got {ref!r}")
     obj = importlib.import_module(module)
+    if not sep:
+        return obj
     for part in attr.split("."):
         obj = getattr(obj, part)
     return obj
