@@ -2,7 +2,7 @@
 
 For each searcher (random, bayesopt, optuna by default) runs the same budgeted search on the
 shipped MNIST subset (``search_spaces/mlp_mnist5k_budget.yaml``, cap ``--cap`` of the dense
-weights, ``--samples`` trials) and confirms it (``snas confirm``: the rank-1 vector, and a
+weights, ``density.low`` ``--low``, ``--samples`` trials) and confirms it (``snas confirm``: the rank-1 vector, and a
 uniform and an ERK allocation at its cost, ``--seeds`` new training seeds each, full
 epochs). Prints one line per searcher: the confirmed test accuracy (mean ± sd over seeds) of
 its rank-1 vector next to uniform's and ERK's at the same cost, the paired differences with
@@ -38,6 +38,7 @@ def run_searcher(name: str, args: argparse.Namespace, workdir: Path) -> dict:
         code = main(["search", str(SPACE), "--name", search, "--searcher", name,
                      "--num-samples", str(args.samples), "--store", url, "--storage-path",
                      str(workdir / "exp"), "--quiet", "--set", f"budget.max_fraction={args.cap}",
+                     "--set", f"density.low={args.low}",
                      "--set", f"training.epochs={args.epochs}"])
         if code == 0:
             code = main(["confirm", search, "--top", "1", "--seeds", str(args.seeds),
@@ -57,6 +58,8 @@ def _cell(c: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cap", type=float, default=0.05)
+    parser.add_argument("--low", type=float, default=0.01,
+                        help="density.low (below the cap, so the searchers have room)")
     parser.add_argument("--samples", type=int, default=24)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=9)
