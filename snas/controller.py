@@ -394,7 +394,8 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
                            space.search.num_samples, params)
     return runner.run(experiment, record, store, address=request.address,
                       on_complete=_record_pareto_front,
-                      taken_hint=_TAKEN_HINT.format(name=request.name))
+                      taken_hint=_TAKEN_HINT.format(name=request.name),
+                      preflight=runner.resources_preflight(experiment.resources, request.address))
 
 
 def resume_search(name: str, store: ResultsStore, address: str | None = None,

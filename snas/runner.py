@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from snas.core import faults
-from snas.core.errors import SearchError
+from snas.core.errors import ConfigError, SearchError
 
 #: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
 #: experiment state after every step of its loop (default: at most every 10 s), so a killed
@@ -261,6 +262,64 @@ def start(address: str | None) -> None:
     init_ray(address)
 
 
+def _amount(value: float, unit: str) -> str:
+    return f"{value:g} {unit}{'' if value == 1 else 's'}"
+
+
+def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse per-trial resources that no alive node of the connected Ray cluster has.
+
+    Tune would keep such trials pending forever without a word. A cluster that grows
+    (an autoscaler adding nodes later) is judged by the nodes it has now.
+    """
+    import ray
+
+    nodes = [node.get("Resources") or {} for node in ray.nodes() if node.get("Alive")]
+    cpus = [float(r.get("CPU", 0)) for r in nodes]
+    gpus = [float(r.get("GPU", 0)) for r in nodes]
+    if any(c >= cpus_per_trial and g >= gpus_per_trial for c, g in zip(cpus, gpus)):
+        return
+    gpu_short = not any(g >= gpus_per_trial for g in gpus)
+    cpu_short = not any(c >= cpus_per_trial for c in cpus)
+    # The node closest to fitting: most of the resource that is short, then the other.
+    c, g = max(zip(cpus, gpus), key=(lambda n: n[::-1]) if gpu_short else (lambda n: n),
+               default=(0.0, 0.0))
+    largest = f"largest: {_amount(g, 'GPU')}, {_amount(c, 'CPU')}"
+    if gpu_short or cpu_short:
+        key, value, unit = (("gpus_per_trial", gpus_per_trial, "GPU") if gpu_short
+                            else ("cpus_per_trial", cpus_per_trial, "CPU"))
+        raise ConfigError(f"resources.{key}={value:g} but no node of the Ray cluster has "
+                          f"{_amount(value, unit)} ({largest})")
+    raise ConfigError(f"resources.cpus_per_trial={cpus_per_trial:g} and resources."
+                      f"gpus_per_trial={gpus_per_trial:g} but no node of the Ray cluster has "
+                      f"{_amount(cpus_per_trial, 'CPU')} and {_amount(gpus_per_trial, 'GPU')} "
+                      f"together ({largest})")
+
+
+def resources_preflight(resources: Mapping[str, float], address: str | None = None
+                        ) -> Callable[[], None]:
+    """A :func:`run` ``preflight`` checking an :attr:`Experiment.resources` mapping
+    (``{"cpu": ..., "gpu": ...}``) against the cluster.
+
+    On the local Ray that snas starts (``address`` None) the nodes are all there is, so a
+    shortfall is an error. On a cluster (``--address``) an autoscaler may still add a node
+    that fits (``cluster.yaml`` scales GPU workers from zero), so a shortfall is a warning
+    on stderr and the search waits for it.
+    """
+
+    def check() -> None:
+        cpus, gpus = float(resources.get("cpu", 1)), float(resources.get("gpu", 0))
+        try:
+            check_cluster_resources(cpus, gpus)
+        except ConfigError as exc:
+            if address is None:
+                raise
+            print(f"snas: warning: {exc}; trials wait until the cluster has such a node "
+                  "(an autoscaler may add one)", file=sys.stderr, flush=True)
+
+    return check
+
+
 # ---------------------------------------------------------------------------------------
 # Running
 
@@ -284,15 +343,20 @@ def check_new_experiment(store: Any, name: str, storage_path: Path, *,
 
 def run(experiment: Experiment, record: Record, store: Any, *, address: str | None = None,
         on_complete: Callable[[Any, str], None] | None = None,
-        taken_hint: str = "pick another --name") -> dict[str, Any]:
-    """Start a new experiment: checks, the store's search row, Ray, fit, status.
+        taken_hint: str = "pick another --name",
+        preflight: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Start a new experiment: checks, Ray, the store's search row, fit, status.
 
-    ``on_complete(store, name)`` runs once every trial ended, before the status becomes
-    ``finished``. Returns ``{"name", "seconds"}`` (seconds of ``fit`` and what follows).
+    ``preflight()`` runs once Ray is up, before anything is stored or created (e.g.
+    :func:`resources_preflight`); what it raises leaves no trace. ``on_complete(store,
+    name)`` runs once every trial ended, before the status becomes ``finished``. Returns
+    ``{"name", "seconds"}`` (seconds of ``fit`` and what follows).
     """
     folder = check_new_experiment(store, experiment.name, experiment.storage_path,
                                   taken_hint=taken_hint)
     start(address)
+    if preflight is not None:
+        preflight()
     Path(experiment.storage_path).mkdir(parents=True, exist_ok=True)
     store.create_search(experiment.name, record.space_text, dict(record.space),
                         record.searcher, record.num_samples, str(folder), dict(record.params))

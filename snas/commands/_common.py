@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,61 @@ def fmt_number(value: Any, spec: str = ".4f") -> str:
     return format(value, spec)
 
 
-def check_output_path(path: str | Path, flag: str) -> Path:
-    """Refuse an output path that cannot be written, before any work is done."""
+# trainables.checkpoint.CHECKPOINT_FILE, named here because that module imports torch.
+_CHECKPOINT_FILE = "trial.pt"
+
+
+def store_files(url: str | None) -> tuple[Path, ...]:
+    """The files of the results store at ``url`` (default store if None): the SQLite
+    database and its journal files; none for in-memory or server databases."""
+    import sqlalchemy as sa
+
+    from snas.store import default_store_url
+    from snas.store._engine import sqlite_file
+
+    try:
+        file = sqlite_file(sa.make_url(url or default_store_url()))
+    except (sa.exc.ArgumentError, ValueError):
+        return ()  # not a URL: opening the store says so
+    if file is None:
+        return ()
+    return tuple(Path(f"{file}{suffix}") for suffix in ("", "-wal", "-shm", "-journal"))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:  # one of them does not exist (yet)
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_output_path(path: str | Path, flag: str, *,
+                      protected: Iterable[str | Path | None] = ()) -> Path:
+    """Refuse an output path that cannot be written, before any work is done.
+
+    The output replaces ``path`` (:func:`write_json_atomic`), so it must not be an input:
+    not a symlink or special file (FIFO, device, socket), not one of ``protected`` (the
+    results store's files, the search-space file, ...), not a trial checkpoint's file.
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise ConfigError(f"{flag} {str(path)!r} is a symbolic link; give a regular file path")
     if path.is_dir():
         raise ConfigError(f"{flag} {str(path)!r} is a directory; give a file path")
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{flag} {str(path)!r} is not a regular file (a FIFO, device or "
+                          "socket); give a regular file path")
     if not path.parent.is_dir():
         raise ConfigError(f"{flag} folder does not exist: {str(path.parent)!r}")
+    for source in protected:
+        if source is not None and _same_file(path, Path(source)):
+            raise ConfigError(f"{flag} {str(path)!r} is an input of this command ({source}); "
+                              "give another output file")
+    if path.name == _CHECKPOINT_FILE or (path.parent / _CHECKPOINT_FILE).exists():
+        raise ConfigError(f"{flag} {str(path)!r} is in a trial checkpoint folder; give "
+                          "another output file")
     return path
 
 
@@ -66,4 +115,4 @@ def absolute_data_root(space: Any, base: Path) -> Any:
 
 
 __all__ = ["STORE_HELP", "absolute_data_root", "check_output_path", "fmt_number", "open_store",
-           "write_json_atomic"]
+           "store_files", "write_json_atomic"]

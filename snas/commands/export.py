@@ -12,6 +12,7 @@ from snas.commands._common import (
     STORE_HELP,
     check_output_path,
     open_store,
+    store_files,
     write_json_atomic,
 )
 from snas.core.errors import ConfigError, SearchError
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if args.rank is not None or args.trial is not None:
         raise ConfigError("--rank and --trial choose the trial of --model; give --model OUT")
     if args.out:
-        check_output_path(args.out, "--out")
+        check_output_path(args.out, "--out", protected=store_files(args.store))
     doc = SearchView.load(store, args.name).export_document(args.top, pareto=args.pareto)
     if args.out:
         write_json_atomic(args.out, doc)

@@ -10,6 +10,7 @@ from snas.commands._common import (
     absolute_data_root,
     check_output_path,
     open_store,
+    store_files,
 )
 from snas.core.errors import ConfigError
 
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
 
     name = check_search_name(args.name if args.name is not None else _default_name(args.space))
     if args.export:
-        check_output_path(args.export, "--export")
+        check_output_path(args.export, "--export",
+                          protected=(args.space, *store_files(args.store)))
     store = open_store(args.store)
     storage = Path(args.storage_path).expanduser().resolve() if args.storage_path else (
         default_storage_path())

@@ -82,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
         exported = read_export(args.from_export, args.rank)
         density = exported["density"]
     if args.json_out:
-        check_output_path(args.json_out, "--json-out")
+        check_output_path(args.json_out, "--json-out",
+                          protected=(args.space, args.from_export))
 
     from trainables.training import Trial  # torch loads here, after the config is valid
 

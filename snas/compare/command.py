@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         absolute_data_root,
         check_output_path,
         open_store,
+        store_files,
         write_json_atomic,
     )
     from snas.core.config import read_space_text
@@ -130,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
     base, *spaces = [absolute_data_root(s, Path(args.space).parent)
                      for s in level_spaces(text, args.space, overrides, [{}, *levels])]
     if args.json_out:
-        check_output_path(args.json_out, "--json-out")
+        check_output_path(args.json_out, "--json-out",
+                          protected=(args.space, *store_files(args.store)))
 
     # Heavy imports (torch, Ray) from here on, after the flags and the file are valid.
     from snas import runner
@@ -170,8 +172,10 @@ def run(args: argparse.Namespace) -> int:
               "seeds": seeds, "factors": {k: v for k, v in factors},
               "store_url": store_url, "address": args.address}
     record = runner.Record(text, base.to_dict(), "sc-sdc", len(configs), params)
-    runner.run(_experiment(configs, base, name, storage, store_url, args.quiet,
-                           args.checkpoints), record, store, address=args.address)
+    experiment = _experiment(configs, base, name, storage, store_url, args.quiet,
+                             args.checkpoints)
+    runner.run(experiment, record, store, address=args.address,
+               preflight=runner.resources_preflight(experiment.resources, args.address))
 
     doc = report_document(store, name, plan, params, base, args.space)
     print(f"\nSC-SDC {name}: {METRIC}, {len(seeds)} seeds per width, dense width N_W vs "

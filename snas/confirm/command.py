@@ -18,6 +18,7 @@ from snas.commands._common import (
     STORE_HELP,
     check_output_path,
     open_store,
+    store_files,
     write_json_atomic,
 )
 from snas.confirm.plan import (
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     from snas.view import SearchView
 
     if args.json_out:
-        check_output_path(args.json_out, "--json-out")
+        check_output_path(args.json_out, "--json-out", protected=store_files(args.store))
     store = open_store(args.store)
     view = SearchView.load(store, args.name)
     top, seeds, references = _options(args, view.space)
@@ -162,9 +163,11 @@ def _run(store: Any, name: str, plan: ConfirmPlan, configs: list[dict], view: An
     experiment = _experiment(name, configs, view, url, quiet)
     params = {**plan.params(), "metric": M.TEST_ACCURACY, "mode": "max", "store_url": url,
               "layers": view.params.get("layers"), "budget": view.params.get("budget")}
+    address = address or view.params.get("address")
     runner.run(experiment, _record(params, name, len(configs), view), store,
-               address=address or view.params.get("address"),
-               taken_hint=f"run `snas confirm {view.name}` to resume it")
+               address=address,
+               taken_hint=f"run `snas confirm {view.name}` to resume it",
+               preflight=runner.resources_preflight(experiment.resources, address))
 
 
 def _resume(store: Any, name: str, plan: ConfirmPlan, view: Any, store_url: str | None,
