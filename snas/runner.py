@@ -152,7 +152,15 @@ class Experiment:
         from ray import tune
         from ray.tune.schedulers import FIFOScheduler
 
-        searcher = FixedConfigs(self.configs) if self.configs is not None else self.searcher
+        searcher = self.searcher
+        if self.configs is not None:
+            from ray.tune.search import ConcurrencyLimiter
+
+            # Tune lets a custom searcher without a ConcurrencyLimiter keep one trial
+            # pending at a time, which runs a fixed list one trial after the other; the
+            # limiter lifts that (the cluster's resources still bound what runs at once).
+            searcher = ConcurrencyLimiter(FixedConfigs(self.configs),
+                                          max_concurrent=len(self.configs))
         return tune.Tuner(
             tune.with_resources(self.trainable, dict(self.resources)),
             param_space=dict(self.param_space or {}),

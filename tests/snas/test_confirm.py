@@ -5,7 +5,7 @@ resumes without re-running finished trials and re-ranks the search."""
 from __future__ import annotations
 
 import json
-import shutil
+import sqlite3
 
 import numpy as np
 import pytest
@@ -136,7 +136,10 @@ def test_verdict_names_a_win_and_warns_when_seeds_cannot_reach_the_threshold():
 def test_a_real_confirmation_resumes_without_rerunning_and_reranks_the_search(
         digits_search, tmp_path, capsys):
     url, name, src = digits_search
-    shutil.copy(src / "results.db", tmp_path / "results.db")
+    # a consistent copy of the shared store (its WAL included), which this test writes to
+    with sqlite3.connect(src / "results.db") as source, \
+            sqlite3.connect(tmp_path / "results.db") as copy:
+        source.backup(copy)
     url = f"sqlite:///{tmp_path}/results.db"
     out = tmp_path / "confirm.json"
     argv = ["confirm", name, "--top", "1", "--seeds", "2", "--references", "uniform,dense",
