@@ -176,3 +176,20 @@ def test_a_real_confirmation_resumes_without_rerunning_and_reranks_the_search(
     assert view.ranked[0]["confirmed_test_accuracy"] is not None
     export = view.export_document(2)
     assert export["confirmation"]["verdict"] == doc["verdict"]
+
+
+def test_global_magnitude_reads_the_dense_baselines_weights(digits_search):
+    from snas.confirm.command import _dense_weights
+
+    url, name, _ = digits_search
+    view = SearchView.load(ResultsStore(url), name)
+    weights = _dense_weights(ResultsStore(url), view, url, None, True, None)
+    layers = view.params["layers"]
+    assert list(weights) == [layer["name"] for layer in layers]
+    assert [list(w.shape) for w in weights.values()] == [layer["shape"] for layer in layers]
+    plan = make_plan(view, top=1, seeds=2, references=("global_magnitude",),
+                     dense_weights=weights)
+    searched, magnitude = plan.candidates
+    model = cost_model_from_layers(layers, "weights")
+    assert model.cost(list(searched.density)) - len(layers) <= model.cost(
+        list(magnitude.density)) <= model.cost(list(searched.density))
