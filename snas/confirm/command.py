@@ -34,6 +34,7 @@ from snas.confirm.plan import (
 )
 from snas.confirm.stats import format_report, summarize
 from snas.core import metrics as M
+from snas.core.density import density_keys
 from snas.core.errors import ConfigError, SearchError
 
 HELP = "retrain the best vectors and reference allocations over seeds at equal cost"
@@ -120,7 +121,7 @@ def confirm_search(store: Any, view: Any, top: int, seeds: int, references: tupl
               f"({sum(c.kind == 'searched' for c in plan.candidates)} searched), "
               f"{len(configs)} trials ({len(plan.vectors())} vectors x {seeds} seeds), "
               f"stored as {name}", file=out, flush=True)
-        _run(store, name, plan, configs, view, store_url, address, quiet)
+        _run(store, name, plan.params(), configs, view, store_url, address, quiet)
     return summarize(plan, store.trials(name))
 
 
@@ -155,13 +156,13 @@ def _record(plan_params: dict, name: str, n_trials: int, view: Any) -> Any:
                          "confirm", n_trials, plan_params)
 
 
-def _run(store: Any, name: str, plan: ConfirmPlan, configs: list[dict], view: Any,
+def _run(store: Any, name: str, plan_params: dict[str, Any], configs: list[dict], view: Any,
          store_url: str | None, address: str | None, quiet: bool) -> None:
     from snas import runner
 
     url = store_url or view.params.get("store_url") or store.url
     experiment = _experiment(name, configs, view, url, quiet)
-    params = {**plan.params(), "metric": M.TEST_ACCURACY, "mode": "max", "store_url": url,
+    params = {**plan_params, "metric": M.TEST_ACCURACY, "mode": "max", "store_url": url,
               "layers": view.params.get("layers"), "budget": view.params.get("budget")}
     address = address or view.params.get("address")
     runner.run(experiment, _record(params, name, len(configs), view), store,
@@ -199,10 +200,10 @@ def _dense_weights(store: Any, view: Any, store_url: str | None, address: str | 
             print(f"snas confirm {view.name}: the search has no dense baseline; training one "
                   f"dense network for global_magnitude ({name})", file=out, flush=True)
             dense = {"space": dict(view.space),
-                     **{f"d_{i:02d}": 1.0 for i in range(len(layer_table(view)))}}
+                     **dict.fromkeys(density_keys(len(layer_table(view))), 1.0)}
             if record is None:
-                _run(store, name, ConfirmPlan(view.name, (), (), "weights", (), 0), [dense],
-                     view, store_url, address, quiet)
+                _run(store, name, {"dense_for": view.name}, [dense], view, store_url,
+                     address, quiet)
             else:
                 from snas import runner
                 from snas.controller import _resources
