@@ -55,16 +55,6 @@ class GraphTooLarge(SnasError):
     """A graph would have more nodes than the caller allowed."""
 
 
-class _Virtual:
-    """A virtual source or sink node; an object of its own so it never collides with ids."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"<virtual {self.name}>"
-
-
 # --------------------------------------------------------------------------------------
 # MLP masks
 # --------------------------------------------------------------------------------------
@@ -243,15 +233,19 @@ def _endpoints(g: nx.DiGraph, node, attr: str, degree, what: str) -> list:
     return [n for n in g if degree(n) == 0 and g.degree(n) > 0]
 
 
-def _count_paths(g: nx.DiGraph, source, sink) -> tuple[int, int, int | None]:
-    """Number of source->sink paths, their summed length and the longest, exactly.
+def _count_paths(g: nx.DiGraph, sources: Sequence, sinks: Sequence
+                 ) -> tuple[int, int, int | None]:
+    """Number of paths from any of ``sources`` to any of ``sinks``, their summed length
+    and the longest, exactly (what a virtual source joined to every source and a virtual
+    sink joined from every sink would count, less those two edges per path).
 
     One pass in topological order with Python ints: count[v] = sum of count[u] over
-    predecessors u, lsum[v] = sum of (lsum[u] + count[u]). No enumeration, no overflow.
+    predecessors u (1 more at a source), lsum[v] = sum of (lsum[u] + count[u]). No
+    enumeration, no overflow.
     """
-    count = {source: 1}
-    lsum = {source: 0}
-    lmax = {source: 0}
+    count = dict.fromkeys(sources, 1)
+    lsum = dict.fromkeys(sources, 0)
+    lmax = dict.fromkeys(sources, 0)
     for u in nx.topological_sort(g):
         c = count.get(u)
         if not c:
@@ -262,14 +256,36 @@ def _count_paths(g: nx.DiGraph, source, sink) -> tuple[int, int, int | None]:
             lsum[v] = lsum.get(v, 0) + lu + c
             if mu > lmax.get(v, -1):
                 lmax[v] = mu
-    n = count.get(sink, 0)
-    if n == 0:
+    reached = [v for v in sinks if count.get(v)]
+    if not reached:
         return 0, 0, None
-    return n, lsum[sink], lmax[sink]
+    return (sum(count[v] for v in reached), sum(lsum[v] for v in reached),
+            max(lmax[v] for v in reached))
 
 
-def _log_communicability(aug: nx.DiGraph, source, sink) -> tuple[float | None, str | None]:
-    """ln [expm(A)]_{source, sink} for the undirected adjacency A of ``aug``.
+def _edge_index(aug: nx.DiGraph) -> tuple[dict, np.ndarray, np.ndarray]:
+    """``(index, src, dst)``: node -> row number, and every edge of ``aug`` as two int
+    arrays of row numbers (what the SciPy-based statistics take, built once)."""
+    index = {node: k for k, node in enumerate(aug)}
+    flat = np.fromiter((index[x] for edge in aug.edges() for x in edge), dtype=np.int64,
+                       count=2 * aug.number_of_edges())
+    return index, flat[0::2], flat[1::2]
+
+
+def _undirected_adjacency(n: int, src: np.ndarray, dst: np.ndarray):
+    """The 0/1 CSR adjacency of the undirected graph of a DAG's edges (a DAG has no
+    antiparallel pair or self-loop, so every undirected edge appears once)."""
+    from scipy.sparse import csr_array
+
+    ones = np.ones(2 * src.size)
+    return csr_array((ones, (np.concatenate([src, dst]), np.concatenate([dst, src]))),
+                     shape=(n, n))
+
+
+def _log_communicability(n: int, src: np.ndarray, dst: np.ndarray, i: int, j: int
+                         ) -> tuple[float | None, str | None]:
+    """ln [expm(A)]_{i, j} for the undirected adjacency A of the ``n``-node DAG whose edges
+    are ``src -> dst`` (row numbers from :func:`_edge_index`).
 
     Not ``scipy.linalg.expm``: its error is about 1e-16 * |expm(A)| in absolute terms, so a
     small entry comes out wrong (source to sink of a 50-node path: ln C = -144.5, dense expm
@@ -277,21 +293,19 @@ def _log_communicability(aug: nx.DiGraph, source, sink) -> tuple[float | None, s
     ``_log_communicability_series`` has no cancellation and lives in log space; the tests
     check it against dense expm where that is accurate.
     """
-    n = aug.number_of_nodes()
+    from scipy.sparse.csgraph import connected_components
+
     if n > COMMUNICABILITY_MAX_NODES:
         return None, f"skipped: {n} nodes > {COMMUNICABILITY_MAX_NODES}"
-    und = aug.to_undirected(as_view=True)
-    if sink not in nx.node_connected_component(und, source):
+    a = _undirected_adjacency(n, src, dst)
+    _, label = connected_components(a, directed=False)
+    if label[i] != label[j]:
         return None, "source and sink are disconnected (communicability is 0, ln undefined)"
-    nodelist = list(aug)
-    index = {node: k for k, node in enumerate(nodelist)}
-    degree = dict(und.degree())
+    degree = np.asarray(a.sum(axis=1)).ravel()
     # lambda_max(A) <= max over edges uv of sqrt(d_u d_v): much tighter than the maximum
     # degree when a hub (a virtual source) meets low-degree nodes.
-    rho = max(math.sqrt(degree[u] * degree[v]) for u, v in und.edges())
-    a = nx.to_scipy_sparse_array(und, nodelist=nodelist, weight=None, format="csr",
-                                 dtype=float)
-    return _log_communicability_series(a, index[source], index[sink], rho)
+    rho = float(np.sqrt(degree[src] * degree[dst]).max())
+    return _log_communicability_series(a, i, j, rho)
 
 
 def _log_communicability_series(a, i: int, j: int, rho: float) -> tuple[float | None, str | None]:
@@ -373,8 +387,11 @@ def _elongation(g: nx.DiGraph, max_nodes: int) -> tuple[float | None, str | None
     return float(2.0 * (var[0] / var.sum() - 0.5)), note
 
 
-def _edge_connectivity(aug: nx.DiGraph, source, sink, virtual: set) -> int:
-    """Minimum number of REAL edges whose removal disconnects source from sink.
+def _edge_connectivity(n: int, src: np.ndarray, dst: np.ndarray, i: int, j: int,
+                       virtual: Sequence[int]) -> int:
+    """Minimum number of REAL edges whose removal disconnects row ``i`` from row ``j`` of
+    the ``n``-node DAG whose edges are ``src -> dst``; ``virtual`` are the rows of the
+    virtual source/sink, whose edges cannot be cut.
 
     The maximum flow with capacity 1 on every real edge and an uncuttable capacity on the
     edges of the virtual source/sink (an all-virtual path cannot exist because inputs and
@@ -385,21 +402,17 @@ def _edge_connectivity(aug: nx.DiGraph, source, sink, virtual: set) -> int:
     from scipy.sparse import csr_array
     from scipy.sparse.csgraph import maximum_flow
 
-    if source == sink:
+    if i == j:
         raise ValueError("source and sink must differ")
-    index = {node: i for i, node in enumerate(aug)}
-    edges = [(index[u], index[v], u in virtual or v in virtual)
-             for u, v in aug.edges() if u != v]
-    if not edges:
+    if src.size == 0:
         return 0
-    real = sum(1 for *_, is_virtual in edges if not is_virtual)
+    is_virtual = np.isin(src, virtual) | np.isin(dst, virtual)
+    real = int(src.size - is_virtual.sum())
     uncuttable = real + 1  # more than any cut of real edges can hold
-    rows, cols, caps = zip(*((u, v, uncuttable if is_virtual else 1)
-                             for u, v, is_virtual in edges), strict=True)
-    n = len(index)
-    graph = csr_array((np.asarray(caps, dtype=np.int32), (rows, cols)), shape=(n, n))
+    caps = np.where(is_virtual, uncuttable, 1).astype(np.int32)
+    graph = csr_array((caps, (src, dst)), shape=(n, n))
     graph.sum_duplicates()
-    return int(maximum_flow(graph, index[source], index[sink]).flow_value)
+    return int(maximum_flow(graph, i, j).flow_value)
 
 
 def graph_statistics(g: nx.DiGraph, source=None, sink=None, *,
@@ -464,40 +477,38 @@ def graph_statistics(g: nx.DiGraph, source=None, sink=None, *,
         shown = sorted(map(repr, overlap))[:3]
         raise ValueError(f"source and sink must be different nodes, got {shown} in both")
 
-    aug = g
-    virtual = set()
-    if len(inputs) > 1 or len(outputs) > 1:
-        aug = g.copy()
-    if len(inputs) > 1:
-        s = _Virtual("source")
-        aug.add_edges_from((s, u) for u in inputs)
-        virtual.add(s)
-    else:
-        s = inputs[0]
-    if len(outputs) > 1:
-        t = _Virtual("sink")
-        aug.add_edges_from((v, t) for v in outputs)
-        virtual.add(t)
-    else:
-        t = outputs[0]
-
     notes: dict[str, str] = {}
     n_nodes, n_edges = g.number_of_nodes(), g.number_of_edges()
-    n_paths, total_length, max_length = _count_paths(aug, s, t)
-    n_virtual_edges = len(virtual)  # each path uses one edge per virtual endpoint
+    n_paths, total_length, max_length = _count_paths(g, inputs, outputs)
     if n_paths:
         log_paths = math.log(n_paths)
-        mean_length = total_length / n_paths - n_virtual_edges
-        max_length -= n_virtual_edges
+        mean_length = total_length / n_paths
     else:
         log_paths = mean_length = max_length = None
         for key in ("log_num_paths", "mean_path_length", "max_path_length"):
             notes[key] = "no path from source to sink"
 
-    log_comm, why = _log_communicability(aug, s, t)
+    # Communicability and connectivity run on sparse matrices of g's edges plus a virtual
+    # source (sink) row joined to every input (output) when there are several.
+    index, src, dst = _edge_index(g)
+    n_aug, virtual = n_nodes, []
+    endpoints = []
+    for nodes, outward in ((inputs, True), (outputs, False)):
+        if len(nodes) == 1:
+            endpoints.append(index[nodes[0]])
+            continue
+        row, rows = n_aug, np.array([index[v] for v in nodes], dtype=np.int64)
+        n_aug += 1
+        virtual.append(row)
+        endpoints.append(row)
+        fixed = np.full(rows.size, row, dtype=np.int64)
+        src, dst = ((np.concatenate([src, fixed]), np.concatenate([dst, rows])) if outward
+                    else (np.concatenate([src, rows]), np.concatenate([dst, fixed])))
+    s, t = endpoints
+    log_comm, why = _log_communicability(n_aug, src, dst, s, t)
     if why:
         notes["log_communicability"] = why
-    connectivity = _edge_connectivity(aug, s, t, virtual)
+    connectivity = _edge_connectivity(n_aug, src, dst, s, t, virtual)
     elongation, why = _elongation(g, elongation_max_nodes)
     if why:
         notes["elongation"] = why
