@@ -158,12 +158,13 @@ def mlp_neuron_graph(masks: Sequence[np.ndarray], names: Sequence[str],
         raise GraphTooLarge(f"neuron graph would have {n_nodes} nodes, over the cap "
                             f"max_nodes={max_nodes}; raise max_nodes or use mlp_layer_summary")
     g = nx.DiGraph()
-    for layer, size in enumerate(sizes):
-        g.add_nodes_from((f"L{layer}:{j}" for j in range(size)), layer=layer)
+    ids = [[f"L{layer}:{j}" for j in range(size)] for layer, size in enumerate(sizes)]
+    for layer, names_of_layer in enumerate(ids):
+        g.add_nodes_from(names_of_layer, layer=layer)
     for layer, arr in enumerate(arrays):
         outs, ins = np.nonzero(arr)
-        g.add_edges_from((f"L{layer}:{j}", f"L{layer + 1}:{o}")
-                         for o, j in zip(outs.tolist(), ins.tolist()))
+        g.add_edges_from(zip(map(ids[layer].__getitem__, ins.tolist()),
+                             map(ids[layer + 1].__getitem__, outs.tolist())))
     g.graph["layer_names"] = [str(name) for name in names]
     g.graph[INPUTS_ATTR] = [f"L0:{j}" for j in range(sizes[0])]
     g.graph[OUTPUTS_ATTR] = [f"L{len(arrays)}:{o}" for o in range(sizes[-1])]
