@@ -131,15 +131,18 @@ class DAGOptions:
 class NeuralGraphOptions:
     """DNW static neural graph: channels are nodes, one graph per resolution stage, each
     split into ``blocks`` blocks of ``nodes_per_block`` nodes (edges only from an earlier
-    block to a later one). Node op: norm -> ReLU -> 3x3 depthwise conv. The density vector
-    has one entry per graph (the fraction of its allowed edges kept). ``random_graph``: the
-    RG baseline, a fixed top-k of uniform random scores (weights still train)."""
+    block to a later one). Node op: norm -> ReLU -> 3x3 depthwise conv (none at the output
+    nodes). The density vector has one entry per graph (the fraction of its allowed edges
+    kept). ``random_graph``: the RG baseline, a fixed top-k of uniform random scores
+    (weights still train). ``stem_stride``: stride of the stem conv (2 downsamples the
+    image before the first graph, as the paper's tiny classifiers do)."""
 
     stages: int = spec(3, min=1, max=6)
     blocks: int = spec(5, min=2, max=64)
     nodes_per_block: int = spec(32, min=1, max=4096)
     norm: Literal["batch", "instance"] = "batch"
     random_graph: bool = False
+    stem_stride: int = spec(1, min=1, max=4)
 
 
 _M = "trainables.models."
