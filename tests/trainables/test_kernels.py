@@ -15,12 +15,14 @@ from torch import nn
 from snas.core.config import KernelConfig
 from trainables.kernels import (
     KERNELS,
+    DeviceTopK,
     IncrementalTopK,
     MaskedConv2d,
     MaskedLinear,
     kept_count,
     make_kernel,
     reference_topk_mask,
+    selector_class,
 )
 
 
@@ -398,15 +400,17 @@ def test_set_gradient_mask_follows_rewiring():
     assert (layer.weight.detach()[layer.mask] != 0).any()
 
 
-@pytest.mark.parametrize("host_rank", [True, False])
+@pytest.mark.parametrize("family", ["incremental", "device"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_incremental_topk_host_and_torch_paths_agree_with_reference(host_rank, dtype):
-    """Both band paths (NumPy on CPU, torch ops elsewhere) and both entry points give the
-    reference sort's mask on drifting values with many magnitude ties (+v and -v tie in
-    select_abs, whose check works on x * x), through hits and rebuilds."""
+def test_both_selector_families_agree_with_reference(family, dtype):
+    """The CPU selector (incremental, NumPy band) and the one CUDA uses (DeviceTopK, run here
+    on CPU tensors) give the reference sort's mask, with exactly k entries, through both entry
+    points on drifting values with many magnitude ties (+v and -v tie in select_abs, whose
+    incremental check works on x * x)."""
+    cls = IncrementalTopK if family == "incremental" else DeviceTopK
     gen = torch.Generator().manual_seed(11)
     values = torch.randint(-40, 41, (3000,), generator=gen).to(dtype) / 8  # heavy ties
-    by_abs, by_value = (IncrementalTopK(1100, 3000, host_rank=host_rank) for _ in range(2))
+    by_abs, by_value = cls(1100, 3000), cls(1100, 3000)
     for step in range(50):
         values = values + torch.randint(-1, 2, (3000,), generator=gen).to(dtype) / 64
         if step % 7 == 6:  # a few exact sign flips: magnitudes unchanged, signs swapped
@@ -415,12 +419,48 @@ def test_incremental_topk_host_and_torch_paths_agree_with_reference(host_rank, d
                                      (by_value, by_value.select(values), values)):
             expected = reference_topk_mask(magnitude, 1100)
             assert torch.equal(mask, expected)
+            assert int(mask.sum()) == 1100
             assert torch.equal(sel.float_mask, expected.to(dtype))
-            assert sel._host == host_rank
-    for sel in (by_abs, by_value):
-        assert sel.hits > 0 and sel.rebuilds + sel.repairs > 1
-        if not host_rank:
-            assert sel.repairs == 0  # repairs are a CPU (NumPy) path
+    if family == "incremental":
+        for sel in (by_abs, by_value):
+            assert sel.hits > 0 and sel.rebuilds + sel.repairs > 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 7, 10, 11, 50, 99, 100])
+def test_device_selector_exact_k_with_ties(k):
+    """DeviceTopK (the CUDA selector, run on CPU): exactly k kept whatever the ties, lower
+    flat index first at the k-th value; all-equal, signed, 2-D, int and NaN inputs."""
+    cases = [torch.zeros(100), torch.ones(10, 10), torch.arange(100).remainder(3).float(),
+             torch.tensor([1.0, -1.0] * 50), torch.arange(100).remainder(4) - 2]
+    nan = torch.arange(100.0).remainder(5)
+    nan[[3, 40]] = float("nan")
+    for values in cases:
+        sel = DeviceTopK(k, 100)
+        magnitude = values.abs().float()
+        mask = sel.select_abs(values)
+        assert mask.shape == values.shape and int(mask.sum()) == k
+        assert torch.equal(mask, reference_topk_mask(magnitude, k))
+        assert torch.equal(sel.select(values), reference_topk_mask(values.float(), k))
+        assert sel.changed is None and sel.generation == 2
+    mask = DeviceTopK(k, 100).select_abs(nan)  # NaN ranks first, like the reference sort
+    assert int(mask.sum()) == k and torch.equal(mask, reference_topk_mask(nan, k))
+
+
+def test_selector_family_follows_the_device():
+    """CPU float32/float64 tensors get the incremental selector, everything else DeviceTopK;
+    a DNW layer switches family with its weights (here: to float16 on CPU, which takes the
+    device path) and stays exact."""
+    assert selector_class(torch.zeros(3)) is IncrementalTopK
+    assert selector_class(torch.zeros(3, dtype=torch.float64)) is IncrementalTopK
+    assert selector_class(torch.zeros(3, dtype=torch.float16)) is DeviceTopK
+    assert selector_class(torch.zeros(3, device="meta")) is DeviceTopK
+    layer = linear("dnw", 0.4, shape=(30, 40))
+    assert isinstance(layer.selector, IncrementalTopK)
+    layer.half().train()
+    layer(torch.randn(2, 40).half())
+    assert isinstance(layer.selector, DeviceTopK)
+    assert torch.equal(layer.mask, reference_topk_mask(layer.weight.detach().abs().float(),
+                                                       layer.k))
 
 
 def test_incremental_topk_abs_check_catches_small_entries_growing_past_the_threshold():
@@ -563,21 +603,6 @@ def test_incremental_topk_constant_and_nan_inputs_after_repairs():
     assert sel.repairs == repairs
     assert torch.equal(IncrementalTopK(1500, 4000).select(nan), reference_topk_mask(nan, 1500))
     _drive_selector(sel, values, 1500, 10, gen, absolute=True)
-
-
-def test_incremental_topk_torch_rebuild_path_with_repairs_agrees():
-    """Tensors above ``host_pass_limit`` rebuild with torch ops (and do not repair); below it,
-    NumPy rebuilds and repairs. Both give the reference mask on the same drifting values."""
-    gen = torch.Generator().manual_seed(9)
-    values = torch.randn(6000, generator=gen)
-    big = IncrementalTopK(2500, 6000)
-    big.host_pass_limit = 0
-    small = IncrementalTopK(2500, 6000)
-    state = gen.get_state()
-    _drive_selector(big, values, 2500, 30, gen, absolute=True)
-    gen.set_state(state)
-    _drive_selector(small, values, 2500, 30, gen, absolute=True)
-    assert big.repairs == 0 and big.rebuilds > 1 and small.repairs > 0
 
 
 def test_choose_host_breaks_ties_by_index_in_any_order():

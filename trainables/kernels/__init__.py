@@ -28,7 +28,13 @@ from trainables.kernels._dnw import DNWKernel
 from trainables.kernels._edge_popup import EdgePopupKernel
 from trainables.kernels._random import RandomKernel
 from trainables.kernels._set import SETKernel
-from trainables.kernels._topk import IncrementalTopK, kept_count, reference_topk_mask
+from trainables.kernels._topk import (
+    DeviceTopK,
+    IncrementalTopK,
+    kept_count,
+    reference_topk_mask,
+    selector_class,
+)
 
 
 def make_kernel(config: KernelConfig) -> MaskKernel:
@@ -37,7 +43,7 @@ def make_kernel(config: KernelConfig) -> MaskKernel:
 
 
 __all__ = [
-    "KERNELS", "DNWKernel", "EdgePopupKernel", "IncrementalTopK", "MaskKernel", "MaskedConv2d",
+    "KERNELS", "DNWKernel", "DeviceTopK", "EdgePopupKernel", "IncrementalTopK", "MaskKernel", "MaskedConv2d",
     "MaskedLayer", "MaskedLinear", "RandomKernel", "SETKernel", "dense_uniform_", "kept_count",
-    "make_kernel", "random_exact_mask", "reference_topk_mask",
+    "make_kernel", "random_exact_mask", "reference_topk_mask", "selector_class",
 ]

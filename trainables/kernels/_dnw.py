@@ -12,8 +12,8 @@ step. The weights cannot change during an eval phase, so the layer selects once 
 forward after a step, ``.eval()`` or a load) and caches ``w * mask`` until the weights change
 (:class:`~trainables.kernels._base.MaskedLayer`).
 
-Speed: the mask comes from the layer's :class:`~trainables.kernels._topk.IncrementalTopK`
-(``|w|`` written into the selector's buffer, no allocation), the effective weight is
+Speed: the mask comes from the layer's top-k selector (:mod:`trainables.kernels._topk`:
+incremental on CPU, sync-free ``torch.topk`` on CUDA), the effective weight is
 ``w * float_mask`` written into reused storage (:class:`~trainables.kernels._base.EffBuffer`).
 The selector's bound check writes its temporary into that same storage just before
 ``w * float_mask`` overwrites it, so the step touches one weight-sized buffer fewer.
@@ -30,7 +30,7 @@ from trainables.kernels._base import (
     MaskKernel,
     dense_uniform_,
 )
-from trainables.kernels._topk import IncrementalTopK
+from trainables.kernels._topk import DeviceTopK, IncrementalTopK, selector_class
 
 
 class _StraightThroughMask(torch.autograd.Function):
@@ -38,22 +38,26 @@ class _StraightThroughMask(torch.autograd.Function):
     ``w`` unmasked."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, mask: Tensor, buffer: EffBuffer) -> Tensor:  # noqa: D102
+    def forward(ctx, weight: Tensor, mask: Tensor, buffer: EffBuffer) -> Tensor:
         out = torch.mul(weight, mask, out=buffer.tensor)
         ctx.buffer = buffer
         return out.view_as(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
         ctx.buffer.release()  # the graph that saved the effective weight is done with it
         return grad, None, None
 
 
-def topk_selector(layer: MaskedLayer) -> IncrementalTopK:
-    """The layer's incremental top-k selector (a new one when the kept count changed)."""
+def topk_selector(layer: MaskedLayer, values: Tensor) -> IncrementalTopK | DeviceTopK:
+    """The layer's top-k selector for ``values``: a new one when the kept count or the device
+    family (:func:`~trainables.kernels._topk.selector_class`, e.g. after ``.to("cuda")``)
+    changed."""
     selector = getattr(layer, "selector", None)
-    if selector is None or selector.k != layer.k or selector.numel != layer.weight.numel():
-        selector = layer.selector = IncrementalTopK(layer.k, layer.weight.numel())
+    family = selector_class(values)
+    if (type(selector) is not family or selector.k != layer.k
+            or selector.numel != layer.weight.numel()):
+        selector = layer.selector = family(layer.k, layer.weight.numel())
     return selector
 
 
@@ -65,9 +69,10 @@ def eff_buffer(layer: MaskedLayer) -> EffBuffer:
     return buffer
 
 
-def update_topk_mask(layer: MaskedLayer, values: Tensor, absolute: bool = True) -> IncrementalTopK:
-    """Set ``layer.mask`` to the exact top-k of ``|values|`` (or of ``values``); incremental."""
-    selector = topk_selector(layer)
+def update_topk_mask(layer: MaskedLayer, values: Tensor,
+                     absolute: bool = True) -> IncrementalTopK | DeviceTopK:
+    """Set ``layer.mask`` to the exact top-k of ``|values|`` (or of ``values``)."""
+    selector = topk_selector(layer, values)
     layer.mask = selector.select_abs(values) if absolute else selector.select(values)
     return selector
 
@@ -87,6 +92,6 @@ class DNWKernel(MaskKernel):
         weight = layer.weight
         buffer = eff_buffer(layer)
         out, _ = buffer.take(weight, torch.is_grad_enabled() and weight.requires_grad)
-        selector = topk_selector(layer)  # its check may use the storage before w * m does
+        selector = topk_selector(layer, weight)  # its check may use the storage first
         layer.mask = selector.select_abs(weight, scratch=out)
         return _StraightThroughMask.apply(weight, selector.float_mask.view(weight.shape), buffer)

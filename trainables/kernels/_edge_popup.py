@@ -20,8 +20,8 @@ Scores start like a default layer init, Kaiming-uniform with a = sqrt(5).
 
 Speed: the weights are frozen, so the effective weight ``w * m`` is kept in reused storage
 (:class:`~trainables.kernels._base.EffBuffer`) and, between top-k rebuilds, rewritten only
-at the positions whose mask entry changed (:attr:`IncrementalTopK.changed`). The storage is
-recomputed in full after a rebuild, when the selector or the storage is new, and when the
+at the positions whose mask entry changed (the selector's ``changed``). The storage is
+recomputed in full after a rebuild or a :class:`~trainables.kernels._topk.DeviceTopK` call, when the selector or the storage is new, and when the
 weight tensor changed (its version counter; edits through ``weight.data`` are not seen, as
 for the eval cache).
 """
@@ -40,7 +40,7 @@ from trainables.kernels._base import (
     dense_uniform_,
 )
 from trainables.kernels._dnw import eff_buffer, update_topk_mask
-from trainables.kernels._topk import IncrementalTopK
+from trainables.kernels._topk import DeviceTopK, IncrementalTopK
 
 
 class _ScoreStraightThrough(torch.autograd.Function):
@@ -48,15 +48,15 @@ class _ScoreStraightThrough(torch.autograd.Function):
     dC/dW_eff * w * sgn(s); the weights stay frozen."""
 
     @staticmethod
-    def forward(ctx, scores: Tensor, weight: Tensor, buffer: EffBuffer,  # noqa: D102
-                selector: IncrementalTopK) -> Tensor:
+    def forward(ctx, scores: Tensor, weight: Tensor, buffer: EffBuffer,
+                selector: IncrementalTopK | DeviceTopK) -> Tensor:
         ctx.save_for_backward(scores, weight)
         ctx.buffer, ctx.selector = buffer, selector
         out = buffer.tensor
         return out.view_as(out)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, None, None]:
         scores, weight = ctx.saved_tensors
         ctx.buffer.release()  # the graph that saved the effective weight is done with it
         if not ctx.needs_input_grad[0]:

@@ -1,4 +1,4 @@
-"""Exact top-k masks: the kept count, the reference full sort, and a fast incremental path.
+"""Exact top-k masks: the kept count, the reference full sort, and the two selectors.
 
 Tie rule (everywhere in snas): values are ranked by magnitude, descending; among equal
 magnitudes the element with the lower flat index ranks first. This is what a stable
@@ -6,15 +6,25 @@ descending sort of the flattened tensor gives, and :func:`reference_topk_mask` i
 that sort (the method of the public edge-popup code, which sorts every score tensor on every
 forward).
 
-:class:`IncrementalTopK` gives the same mask without sorting the whole tensor. The scores
-(edge-popup) and weights (DNW) move little between optimizer steps, so most entries stay
-clearly above or clearly below the k-th largest value. A *rebuild* splits the entries into
-three sets around the last threshold t: A (above t + delta), L (below t - delta) and a small
-candidate band C in between (about ``band_target`` entries), and stores them as one float
-tensor ``bias`` (0 on A, K/2 on C, K on L, K a power of two above twice the value spread).
-Each later call only
+One selector interface, one implementation per device family (:func:`selector_class`):
+``select(values)`` / ``select_abs(x)`` return the mask (bool, owned by the selector) with
+exactly k True entries, equal to the reference sort's; :attr:`float_mask` is the same as 0/1
+in the values' dtype, :attr:`changed` the flat indices whose entry changed in the last call
+(None: maybe all), ``generation`` counts calls and ``reset()`` forgets state.
 
-1. re-ranks C (ties by lower index): ``np.partition`` on CPU, ``kthvalue`` elsewhere, and
+- :class:`DeviceTopK` (CUDA, and any tensor that is not CPU float32/float64): the k-th value
+  by ``torch.topk``, the tie at it split by a cumulative count, all on the device. k is a
+  Python int, so a call makes no host synchronisation.
+- :class:`IncrementalTopK` (CPU float32/float64) reuses the previous split, as follows.
+
+The scores (edge-popup) and weights (DNW) move little between optimizer steps, so most
+entries stay clearly above or clearly below the k-th largest value. A *rebuild* splits the
+entries into three sets around the last threshold t: A (above t + delta), L (below
+t - delta) and a small candidate band C in between (about ``band_target`` entries), and
+stores them as one float tensor ``bias`` (0 on A, K/2 on C, K on L, K a power of two above
+twice the value spread). Each later call only
+
+1. re-ranks C (ties by lower index) with ``np.partition``, and
 2. computes ``r = key + bias`` into a reused buffer in one pass and reduces it with one
    ``aminmax``: ``min(r)`` is a lower bound of min(A) (r equals the key on A) and
    ``max(r) - K`` (plus a rounding margin) an upper bound of max(L). The key is the value
@@ -25,15 +35,14 @@ Each later call only
    with the band's values mapped to keys the same way).
 
 The bounds are sufficient conditions whatever the values do: a value that crossed the band,
-a sign change, growth past K or a rounding doubt only make the check fail. On CPU a failed
-check first tries a *repair* (:meth:`IncrementalTopK._repair`): the band slides to the new
+a sign change, growth past K or a rounding doubt only make the check fail. A failed check
+first tries a *repair* (:meth:`IncrementalTopK._repair`): the band slides to the new
 k-th value estimate, two scans of the ``r`` already computed find exactly the entries of A
 and L that are now inside it (typically 1-2K of 200K: single weights drift across the band
 while the threshold moves slowly), they join C, C is re-ranked and sheds what drifted out,
 and the result is exact by a final test on the new edges. Otherwise (the k-th value jumped
-out of the band, too many movers, a NaN, or another device) the sets are rebuilt around the
-new threshold (NumPy passes on CPU, torch ops elsewhere; the band widens if that happens
-often). Exactness never depends on the band. Inputs holding a NaN get the reference sort's
+out of the band, too many movers or a NaN) the sets are rebuilt around the new threshold
+(NumPy passes; the band widens if that happens often). Exactness never depends on the band. Inputs holding a NaN get the reference sort's
 mask (NaN ranks first).
 
 Cost per call (1M entries): one pass to form ``r`` plus one float reduction, the re-rank of
@@ -44,15 +53,14 @@ dtype (:attr:`IncrementalTopK.float_mask`): multiplying by a float mask is sever
 faster than by a bool one on CPU. Bool-valued full-tensor ops are avoided for the same
 reason (comparisons write 0/1 floats; float->bool copies are cheap).
 
-On CPU the band work (gather, partition, compare, diff, mask writes) runs in NumPy on arrays
+The band work (gather, partition, compare, diff, mask writes) runs in NumPy on arrays
 that share the tensors' memory: ``torch.kthvalue`` takes ~140 us on 13K values that change
 from call to call (branch mispredictions in its quickselect; repeated calls on the same data
 look five times faster), ``np.partition`` ~20 us, and a small torch op costs ~10 us of
 dispatch where NumPy takes ~1 us. Mask writes through NumPy bump the tensors' version
 counters by hand, so caches keyed on them (the eval-mode float mask) see every change.
-Rebuilds and repairs run in single-threaded NumPy passes (up to
-:attr:`IncrementalTopK.host_pass_limit` entries): no OpenMP region, which on a machine whose
-cores are busy costs a scheduler time slice each. Measured on the DNW benchmark step
+Rebuilds and repairs run in single-threaded NumPy passes: no OpenMP region, which on a
+machine whose cores are busy costs a scheduler time slice each. Measured on the DNW benchmark step
 (784x256, 300 recorded steps): a rebuild every ~12 steps (~640 us) became a repair every
 ~10 steps (~250-450 us) and almost no rebuilds.
 """
@@ -68,7 +76,8 @@ from torch import Tensor
 # The one definition of how many weights a layer keeps; the searchers' budgets count with it.
 from snas.core.density import kept_count
 
-__all__ = ["IncrementalTopK", "kept_count", "reference_topk_mask"]
+__all__ = ["DeviceTopK", "IncrementalTopK", "kept_count", "reference_topk_mask",
+           "selector_class"]
 
 
 def reference_topk_mask(magnitude: Tensor, k: int) -> Tensor:
@@ -80,31 +89,81 @@ def reference_topk_mask(magnitude: Tensor, k: int) -> Tensor:
     return mask.view_as(magnitude)
 
 
-def _choose(values: Tensor, need: int, exact_out: bool = True) -> tuple[Tensor, float, float]:
-    """Pick the ``need`` largest of ``values`` (ties: lower position first).
+def selector_class(values: Tensor) -> type[IncrementalTopK | DeviceTopK]:
+    """The top-k selector family for ``values``: :class:`IncrementalTopK` for CPU float32 /
+    float64 tensors, :class:`DeviceTopK` for everything else (CUDA)."""
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        return IncrementalTopK
+    return DeviceTopK
 
-    Returns (chosen flags, smallest chosen value or +inf, largest unchosen value or -inf).
-    With ``exact_out=False`` the third value may be replaced by the (larger or equal) second,
-    which saves two small ops; callers use it as an upper bound only.
+
+class DeviceTopK:
+    """Exact top-k on the values' device without host synchronisation (module docstring).
+
+    Per call: the key (``|x|`` or the values; NaN ranks like +inf, i.e. first) in a reused
+    buffer, its k-th largest value v by ``torch.topk``, then mask = (key > v) plus the first
+    ``k - #(key > v)`` entries equal to v in flat order (a cumulative count). The count and
+    the tie split stay tensors on the device.
     """
-    m = values.numel()
-    if need <= 0:
-        return (torch.zeros(m, dtype=torch.bool, device=values.device), math.inf,
-                float(values.max()) if m else -math.inf)
-    if need >= m:
-        return torch.ones(m, dtype=torch.bool, device=values.device), float(values.min()), -math.inf
-    v = torch.kthvalue(values, m - need + 1).values  # the need-th largest
-    chosen = values >= v
-    n_ge = int(chosen.sum())
-    if n_ge == need:  # no tie split at v
-        c_in = float(v)
-        if not exact_out:
-            return chosen, c_in, c_in
-        return chosen, c_in, float(values.masked_fill(chosen, -math.inf).max())
-    chosen = values > v  # the tie at v is split: the lower positions win
-    n_gt = int(chosen.sum())
-    chosen[(values == v).nonzero().squeeze(1)[: need - n_gt]] = True
-    return chosen, float(v), float(v)
+
+    def __init__(self, k: int, numel: int):
+        if not 1 <= k <= numel:
+            raise ValueError(f"k must be in [1, {numel}], got {k!r}")
+        self.k, self.numel = k, numel
+        self._mask: Tensor | None = None
+        self._maskf: Tensor | None = None
+        self._work: Tensor | None = None
+        self.generation = 0
+        #: Always None: any entry may change in a call.
+        self.changed: Tensor | None = None
+        self.hits = self.rebuilds = self.repairs = 0  # the incremental selector's counters
+
+    @property
+    def float_mask(self) -> Tensor:
+        """The last mask as 0/1 in the values' dtype (flat; owned by the selector)."""
+        if self._maskf is None:
+            raise RuntimeError("select() has not been called yet")
+        return self._maskf
+
+    @property
+    def scratch(self) -> Tensor | None:
+        """A flat buffer of the values' dtype that is free between ``select`` calls."""
+        return self._work
+
+    def reset(self) -> None:
+        """Nothing to forget: every call selects from scratch."""
+
+    @torch.no_grad()
+    def select(self, values: Tensor) -> Tensor:
+        return self._select(values, absolute=False)
+
+    @torch.no_grad()
+    def select_abs(self, x: Tensor, scratch: Tensor | None = None) -> Tensor:
+        """``select(x.abs())``; ``scratch`` (common interface) is not needed here."""
+        return self._select(x, absolute=True)
+
+    def _select(self, values: Tensor, absolute: bool) -> Tensor:
+        flat = values.detach().reshape(-1)
+        if flat.numel() != self.numel:
+            raise ValueError(f"expected {self.numel} values, got {flat.numel()}")
+        if not flat.is_floating_point():
+            flat = flat.to(torch.get_default_dtype())
+        if (self._maskf is None or self._maskf.dtype != flat.dtype
+                or self._maskf.device != flat.device):
+            self._mask = torch.empty(self.numel, dtype=torch.bool, device=flat.device)
+            self._maskf = torch.empty(self.numel, dtype=flat.dtype, device=flat.device)
+            self._work = torch.empty_like(self._maskf)
+        self.generation += 1
+        key = torch.abs(flat, out=self._work) if absolute else self._work.copy_(flat)
+        key.nan_to_num_(nan=math.inf, posinf=math.inf, neginf=-math.inf)
+        kth = torch.topk(key, self.k, sorted=False).values.amin()
+        mask = torch.gt(key, kth, out=self._mask)
+        tied = key == kth  # the lower flat indices win the tie, as many as are left
+        tied &= torch.cumsum(tied, 0) <= self.k - mask.sum()
+        mask |= tied
+        self._maskf.copy_(mask)
+        self.changed = None
+        return mask.view(values.shape)
 
 
 class _NaNValues(Exception):
@@ -168,24 +227,14 @@ class IncrementalTopK:
     later calls. Editing the returned mask in place is detected and forces a rebuild.
     """
 
-    def __init__(self, k: int, numel: int, band_target: int | None = None,
-                 host_rank: bool = True):
+    def __init__(self, k: int, numel: int, band_target: int | None = None):
         if not 1 <= k <= numel:
             raise ValueError(f"k must be in [1, {numel}], got {k!r}")
-        #: Rank the band with NumPy for CPU float32/float64 values (False: torch ops only,
-        #: the path every other device takes).
-        self.host_rank = host_rank
-        self._host = False
         self.k = k
         self.numel = numel
         self.band_target = band_target or max(256, numel // 256)
         # the band's re-rank and temporaries slow down sharply past ~16K entries on CPU
         self.max_band = max(256, min(numel // 8, 16384))
-        #: Largest tensor whose rebuilds and repairs run in NumPy on CPU (one thread, no
-        #: OpenMP region, whose cost on a busy machine is a scheduler time slice); larger ones
-        #: rebuild with torch's parallel ops. Read on the first call.
-        self.host_pass_limit = (1 << 22) // max(1, torch.get_num_threads())
-        self._host_passes = False
         #: Aim of the band's width: about one repair per this many calls (a repair costs a
         #: few passes, a wider band a longer re-rank on every call).
         self.repair_every = 8
@@ -203,7 +252,6 @@ class IncrementalTopK:
         self._bias: Tensor | None = None  # 0 on A, K/2 on C, K on L
         self._work: Tensor | None = None  # scratch: |x|, values + bias
         self._r_buf: Tensor | None = None  # where the check writes values + bias
-        self._band: Tensor | None = None  # band flags for rebuilds (bool)
         self._absolute = False  # select_abs (keys x * x) or select (keys = values)
         self._scale = 1.0  # K
         self._slack = 0.0  # relative rounding margin of values + K
@@ -267,25 +315,23 @@ class IncrementalTopK:
             raise ValueError(f"expected {self.numel} values, got {flat.numel()}")
         if not flat.is_floating_point():
             flat = flat.to(torch.get_default_dtype())
+        if flat.device.type != "cpu" or flat.dtype not in (torch.float32, torch.float64):
+            raise ValueError("IncrementalTopK takes CPU float32/float64 values, got "
+                             f"{flat.dtype} on {flat.device} (make_selector picks DeviceTopK)")
         if (self._maskf is None or self._maskf.dtype != flat.dtype
                 or self._maskf.device != flat.device):
             self._mask = torch.ones(self.numel, dtype=torch.bool, device=flat.device)
             self._maskf = torch.ones(self.numel, dtype=flat.dtype, device=flat.device)
             self._bias = torch.empty_like(self._maskf)
             self._work = self._r_buf = torch.empty_like(self._maskf)
-            self._band = torch.zeros(self.numel, dtype=torch.bool, device=flat.device)
             self._slack = 4.0 * torch.finfo(flat.dtype).eps
             self._cand = None
-            # CPU: the band work runs in NumPy on views that share the tensors' memory
-            self._host = (self.host_rank and flat.device.type == "cpu"
-                          and flat.dtype in (torch.float32, torch.float64))
-            if self._host:
-                self._mask_np, self._maskf_np = self._mask.numpy(), self._maskf.numpy()
-                self._bias_np, self._work_np = self._bias.numpy(), self._work.numpy()
-                self._np_dtype = self._maskf_np.dtype.type
-                self._flags = np.empty((2, self.numel), dtype=bool)  # rebuild/repair scratch
-                self._code = np.empty(self.numel, dtype=np.uint8)
-            self._host_passes = self._host and self.numel <= self.host_pass_limit
+            # the band work runs in NumPy on views that share the tensors' memory
+            self._mask_np, self._maskf_np = self._mask.numpy(), self._maskf.numpy()
+            self._bias_np, self._work_np = self._bias.numpy(), self._work.numpy()
+            self._np_dtype = self._maskf_np.dtype.type
+            self._flags = np.empty((2, self.numel), dtype=bool)  # rebuild/repair scratch
+            self._code = np.empty(self.numel, dtype=np.uint8)
         return flat
 
     def _select(self, src: Tensor, absolute: bool) -> None:
@@ -308,11 +354,9 @@ class IncrementalTopK:
             self._since_rebuild += 1
             self._since_fix += 1
         else:
-            if absolute and self._host_passes:
+            if absolute:
                 np.abs(src.numpy(), out=self._work_np)
-                self._rebuild(self._work)
-            else:
-                self._rebuild(torch.abs(src, out=self._work) if absolute else src)
+            self._rebuild(self._work if absolute else src)
             self.changed = None
         self._mask_version = self._mask._version
 
@@ -322,11 +366,6 @@ class IncrementalTopK:
         except _NaNValues:
             return False
 
-    def _count(self, indicator: Tensor) -> int:
-        """Number of ones in a 0/1 float tensor (exact)."""
-        dtype = torch.float32 if self.numel < 2**24 else torch.float64
-        return int(indicator.sum(dtype=dtype))
-
     def _key(self, c: float) -> float:
         """The check's key of a value c taken from the band: c itself, or for
         :meth:`select_abs` c * c rounded in the values' dtype (exactly what the check pass
@@ -334,10 +373,8 @@ class IncrementalTopK:
         between magnitudes: rounding a square is monotone)."""
         if not self._absolute or not math.isfinite(c):
             return c
-        if self._host:
-            v = self._np_dtype(c)
-            return float(v * v)
-        return float(torch.tensor(c, dtype=self._work.dtype).square())
+        v = self._np_dtype(c)
+        return float(v * v)
 
     def _check(self, src: Tensor) -> tuple[float, float]:
         """(lower bound of min(A), upper bound of max(L)) in key space, from one pass writing
@@ -362,55 +399,35 @@ class IncrementalTopK:
     def _refresh(self, src: Tensor) -> bool:
         """Re-rank C; True (and the mask updated) if A + chosen(C) is still the exact top-k.
 
-        Band work in NumPy on CPU (:func:`_choose_host`), in torch ops elsewhere; the one
-        full-tensor pass and its two reductions are torch ops either way."""
+        Band work in NumPy (:func:`_choose_host`); the one full-tensor pass and its two
+        reductions are torch ops."""
         need = self.k - self._n_above
-        if self._host:
-            vals = np.take(src.numpy(), self._cand_np)
-            if self._absolute:
-                np.abs(vals, out=vals)
-            chosen, c_in, c_out = _choose_host(vals, need, False, self._cand_np)
-        else:
-            vals = src.index_select(0, self._cand)
-            if self._absolute:
-                vals = vals.abs()
-            chosen, c_in, c_out = _choose(vals, need, exact_out=False)
+        vals = np.take(src.numpy(), self._cand_np)
+        if self._absolute:
+            np.abs(vals, out=vals)
+        chosen, c_in, c_out = _choose_host(vals, need, False, self._cand_np)
         min_above, max_below = self._check(src)
         key_in, key_out = self._key(c_in), self._key(c_out)
         if min_above <= key_out < math.inf and c_out == c_in:  # c_out was only a bound: get it
-            if self._host:
-                c_out = float(np.max(vals, where=~chosen, initial=-np.inf))
-            else:
-                unchosen = vals.masked_fill(chosen, -math.inf)
-                c_out = float(unchosen.max()) if unchosen.numel() else -math.inf
+            c_out = float(np.max(vals, where=~chosen, initial=-np.inf))
             key_out = self._key(c_out)
         if not (min_above > key_out and min_above > max_below and key_in > max_below):
-            if self._host_passes and self._repair(src, c_in):
+            if self._repair(src, c_in):
                 return True
             if math.isfinite(c_in):
                 self._estimate = c_in
             return False
-        if self._host:
-            # mask writes through NumPy views: bump the version counters by hand (caches
-            # keyed on them, such as the eval-mode float mask, must see the change)
-            diff = np.flatnonzero(chosen != self._chosen)
-            changed_np = self._cand_np[diff]
-            if changed_np.size:
-                new = chosen[diff]
-                self._mask_np[changed_np] = new
-                self._maskf_np[changed_np] = new
-                torch.autograd.graph.increment_version([self._mask, self._maskf])
-                self._chosen = chosen
-            changed = torch.from_numpy(changed_np)
-        else:
-            diff = (chosen != self._chosen).nonzero().squeeze(1)
-            changed = self._cand.index_select(0, diff)
-            if changed.numel():
-                new = chosen.index_select(0, diff)
-                self._mask.index_put_((changed,), new)
-                self._maskf.index_put_((changed,), new.to(self._maskf.dtype))
-                self._chosen = chosen
-        self.changed = changed
+        # mask writes through NumPy views: bump the version counters by hand (caches keyed
+        # on them, such as the eval-mode float mask, must see the change)
+        diff = np.flatnonzero(chosen != self._chosen)
+        changed_np = self._cand_np[diff]
+        if changed_np.size:
+            new = chosen[diff]
+            self._mask_np[changed_np] = new
+            self._maskf_np[changed_np] = new
+            torch.autograd.graph.increment_version([self._mask, self._maskf])
+            self._chosen = chosen
+        self.changed = torch.from_numpy(changed_np)
         if math.isfinite(c_in):
             self.threshold = c_in
         return True
@@ -527,13 +544,12 @@ class IncrementalTopK:
         elif self._estimate is not None:
             self.threshold = self._estimate
         self._estimate = None
-        split = self._split_host if self._host_passes else self._split
         for _ in range(8):
-            if split(flat):
+            if self._split(flat):
                 return
         self._seed(flat)
         self.delta = 0.0  # a band of only the ties at the exact k-th value always holds it
-        if not split(flat):  # pragma: no cover - impossible by construction
+        if not self._split(flat):  # pragma: no cover - impossible by construction
             raise RuntimeError("top-k split failed around the exact k-th value")
 
     def _seed(self, flat: Tensor) -> None:
@@ -542,53 +558,6 @@ class IncrementalTopK:
         self.threshold = float(torch.kthvalue(flat, self.numel - self.k + 1).values)
         spread = float(flat.max() - flat.min())
         self.delta = spread * self.band_target / (2 * self.numel)
-
-    def _split(self, flat: Tensor) -> bool:
-        """Split into A, L and C around the threshold; False if the k-th value is outside C.
-
-        ``flat`` holds the magnitudes (|x| for :meth:`select_abs`) or the values."""
-        t, delta = self.threshold, self.delta
-        step = max(2 * delta, abs(t) * 1e-3, 1e-12)
-        above, bias = self._maskf, self._bias  # 0/1 indicators, written as floats
-        torch.gt(flat, t + delta, out=above)
-        n_above = self._count(above)
-        if n_above >= self.k:  # the k-th value moved up past the band
-            self.threshold, self.delta = t + step, step
-            return False
-        torch.ge(flat, t - delta, out=bias)
-        # A is a subset of (flat >= low), so the difference is exactly the band (float ops
-        # and a float -> bool copy: ops with a bool output are slow on CPU)
-        bias.sub_(above)
-        band = self._band
-        band.copy_(bias)
-        cand = self._band_indices(band)
-        n_ge = n_above + cand.numel()
-        if n_ge < self.k:  # the k-th value moved down past the band
-            self.threshold, self.delta = t - step, step
-            return False
-        lo, hi = (float(v) for v in torch.aminmax(flat))
-        if self._absolute:  # keys x * x lie in [0, hi * hi]
-            scale = _pow2_at_least(2.0 * hi * hi)
-        else:
-            scale = _pow2_at_least(2.0 * (hi - lo)) if hi > lo else _pow2_at_least(abs(hi))
-        # band + 2 * above is 0 on L, 1 on C, 2 on A -> bias K, K/2, 0 (exact: K is a power
-        # of two)
-        bias.add_(above, alpha=2.0)
-        torch.add(bias.new_tensor(scale), bias, alpha=-0.5 * scale, out=bias)
-        self._mask.copy_(above)
-        if self._host:
-            cand_np = self._cand_np = cand.numpy()
-            chosen, c_in, _ = _choose_host(np.take(flat.numpy(), cand_np), self.k - n_above)
-            picked = cand_np[chosen]
-            self._mask_np[picked] = True  # the copy_ above already bumped the versions
-            self._maskf_np[picked] = 1.0
-        else:
-            chosen, c_in, _ = _choose(flat.index_select(0, cand), self.k - n_above)
-            self._mask.index_put_((cand,), chosen)
-            above.index_put_((cand,), chosen.to(above.dtype))
-        self._cand, self._chosen = cand, chosen
-        self._adopt_split(n_above, n_ge, scale, c_in, delta, cand.numel())
-        return True
 
     def _adopt_split(self, n_above: int, n_ge: int, scale: float, c_in: float, delta: float,
                      n_band: int) -> None:
@@ -603,8 +572,10 @@ class IncrementalTopK:
         else:
             self.delta = max(abs(c_in) * 1e-3, 1e-12)
 
-    def _split_host(self, flat: Tensor) -> bool:
-        """:meth:`_split` in NumPy passes (CPU tensors up to :attr:`host_pass_limit`)."""
+    def _split(self, flat: Tensor) -> bool:
+        """Split into A, L and C around the threshold (NumPy passes); False if the k-th value
+        is outside C. ``flat`` holds the magnitudes (|x| for :meth:`select_abs`) or the
+        values."""
         t, delta = self.threshold, self.delta
         step = max(2 * delta, abs(t) * 1e-3, 1e-12)
         dt = self._np_dtype
@@ -644,10 +615,3 @@ class IncrementalTopK:
         self._cand_np, self._cand, self._chosen = cand_np, torch.from_numpy(cand_np), chosen
         self._adopt_split(n_above, n_ge, scale, c_in, delta, cand_np.size)
         return True
-
-    def _band_indices(self, band: Tensor) -> Tensor:
-        """Ascending flat indices of the True entries of ``band``. On CPU NumPy's scan is
-        faster for sparse bands (~2 % of the entries and below), torch's for denser ones."""
-        if self._host and self.band_target < 0.02 * self.numel:
-            return torch.from_numpy(np.flatnonzero(band.numpy()))
-        return band.nonzero().squeeze(1)
