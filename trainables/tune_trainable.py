@@ -18,12 +18,19 @@ model in memory, so the driver only stores it.
 The class implements ``reset_config`` so Tune can reuse the actor between trials
 (``reuse_actors=True``): starting an actor costs ~2 s here, more than a small MLP trial's
 epoch. The dataset is cached per process and shared by every trial the actor runs.
+
+Where a trial's time goes: every result also carries ``time_setup_s`` (building the trial:
+config, model, optimizer; the cached dataset is free after the first trial of an actor),
+``time_eval_s`` (its test evaluation, final epoch only), and the cumulative
+``time_checkpoint_s`` and ``time_wiring_s`` of the checkpoints written before it
+(``benchmarks/search.py`` adds these up).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -96,6 +103,7 @@ class SnasTrainable(tune.Trainable):
         self._build(config)
 
     def _build(self, config: Mapping[str, Any]) -> None:
+        began = time.perf_counter()
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         space = SpaceConfig.from_dict(config["space"])
         device = resolve_device(space.training.device)
@@ -103,6 +111,8 @@ class SnasTrainable(tune.Trainable):
         self.trial = Trial(space, density_from_config(config), device=device, data=data)
         self._positions = output_positions(self.trial.model, data.input_shape)
         self._ending_epochs = ending_epochs(space)
+        self._timing = {"time_setup_s": time.perf_counter() - began, "time_checkpoint_s": 0.0,
+                        "time_wiring_s": 0.0}
 
     def step(self) -> dict[str, Any]:
         if self.trial.epoch >= self.trial.space.training.epochs and self.trial.history:
@@ -115,9 +125,11 @@ class SnasTrainable(tune.Trainable):
         result = {**record, "density": list(self.trial.density),
                   "node_id": ray.get_runtime_context().get_node_id(), **self._flops()}
         if self.trial.epoch >= self.trial.space.training.epochs:
+            began = time.perf_counter()
             result[M.TEST_LOSS], result[M.TEST_ACCURACY] = self.trial.evaluate("test")
+            result["time_eval_s"] = time.perf_counter() - began
             result["done"] = True
-        return result
+        return {**result, **self._timing}
 
     def _flops(self) -> dict[str, int]:
         """Multiply-accumulates per example of the maskable layers, active and dense."""
@@ -128,9 +140,13 @@ class SnasTrainable(tune.Trainable):
                                    for layer, p in zip(layers, self._positions, strict=True))}
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
+        began = time.perf_counter()
         checkpoint.save_state(checkpoint_dir, self.trial.state_dict())
+        saved = time.perf_counter()
+        self._timing["time_checkpoint_s"] += saved - began
         if self.trial.epoch in self._ending_epochs:
             self._save_wiring_record(checkpoint_dir)
+            self._timing["time_wiring_s"] += time.perf_counter() - saved
 
     def _save_wiring_record(self, checkpoint_dir: str) -> None:
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import os
 import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -248,6 +249,7 @@ class DensitySearcher(Searcher):
         return False
 
     def suggest(self, trial_id: str) -> dict[str, float] | None:
+        self._touch()
         if trial_id in self.pending_:
             return dict(self.pending_[trial_id])
         if self.dense_baseline and self.baseline_trial_id_ is None:
@@ -278,6 +280,7 @@ class DensitySearcher(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
+        self._touch()
         params = self.pending_.pop(trial_id, None)
         if params is None:  # unknown or already completed: nothing to learn
             return
@@ -361,6 +364,22 @@ class DensitySearcher(Searcher):
                 raise SearchError(f"cannot resume: the checkpoint's searcher {key} is "
                                   f"{state.get(key)!r}, this search has {own[key]!r}")
         vars(self).update(state["learned"])
+        self._touch()
+
+    # Tune saves the searcher after every step of its loop (the controller's experiment
+    # state, TUNE_GLOBAL_CHECKPOINT_S=0), but the state changes only when a trial is
+    # suggested or completes (or is restored): an unchanged state is not pickled again, the
+    # file of the last save is still current. ``_version`` counts the changes.
+    def _touch(self) -> None:
+        self._version = getattr(self, "_version", 0) + 1
+
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        target = os.path.join(checkpoint_dir, self.CKPT_FILE_TMPL.format(session_str))
+        stamp = (target, getattr(self, "_version", 0))
+        if getattr(self, "_saved_stamp", None) == stamp and os.path.exists(target):
+            return
+        super().save_to_dir(checkpoint_dir, session_str)
+        self._saved_stamp = stamp
 
     def save(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "wb") as f:
