@@ -21,11 +21,14 @@ demo: setup
 	$(BIN)/snas search $(DEMO_SPACE) --num-samples 24
 
 # The dashboard's browser test needs Debian's chromium (skipped without it): install it
-# quietly when missing and we are root with apt-get; never fatal.
+# quietly when missing and we are root with apt-get; never fatal. The PostgreSQL tests need
+# a server: .ci/with_postgres.sh starts a throwaway one on loopback (installing Debian's
+# postgresql the same way when missing), exports SNAS_TEST_POSTGRES_URL, runs pytest and
+# stops it; without one they skip.
 test: setup
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && (apt-get update -qq && apt-get install -y -qq chromium) >/dev/null 2>&1; } || true
-	$(BIN)/python -m pytest -q
+	sh .ci/with_postgres.sh $(BIN)/python -m pytest -q
 
 bench: setup
 	$(BIN)/python benchmarks/kernels.py

@@ -301,10 +301,10 @@ def checkpoint_test_metrics(trials: Sequence[Mapping[str, Any]]
 
 def run(args: argparse.Namespace) -> int:
     """``snas analyze``: print the gradient-flow correlation table of a search."""
-    from snas.commands._common import open_store
+    from snas.commands._common import open_reader
     from snas.view import SearchView
 
-    store = open_store(args.store)
+    store = open_reader(args.store)
     view = SearchView.load(store, args.name)
     test_metrics = None
     if args.include_stopped:

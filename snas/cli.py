@@ -2,7 +2,8 @@
 
 Every command is a module registered in :data:`snas.commands.COMMANDS` (``HELP``,
 ``DESCRIPTION``, ``add_arguments(parser)``, ``run(args)``). Every user error is one line on
-stderr (``snas: error: ...``) and exit code 2; ``--debug`` shows the traceback instead.
+stderr (``snas: error: ...``) and exit code 2; ``--debug`` shows the traceback instead. A
+search stopped by Ctrl-C or SIGTERM exits 130 / 143 and can be resumed.
 Heavy imports (torch, ray) happen inside the commands' ``run``, so ``snas --help`` and
 store queries start fast.
 """
@@ -57,6 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("snas: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        from snas.runner import Interrupted  # a stopped search: 130 (SIGINT) / 143 (SIGTERM)
+
+        if not isinstance(exc, Interrupted):
+            raise
+        print(f"snas: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -126,8 +126,12 @@ class StoreCallback(tune.Callback):
         self.store.record_epoch(self.search, trial.trial_id, int(epoch), metrics)
         faults.point("epoch_recorded")
         # The Ray node id (from the trainable): node IPs repeat when nodes share a host.
-        self.store.upsert_trial(self.search, trial.trial_id,
-                                node_id=result.get("node_id") or result.get("node_ip"))
+        # Written when it changes (a trial's first result, a retry elsewhere), not per epoch.
+        node = result.get("node_id") or result.get("node_ip")
+        nodes = self.__dict__.setdefault("_nodes", {})  # (absent from older pickles)
+        if nodes.get(trial.trial_id, ()) != node:
+            self.store.upsert_trial(self.search, trial.trial_id, node_id=node)
+            nodes[trial.trial_id] = node
         self._last[trial.trial_id] = result
 
     def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any,
@@ -303,9 +307,11 @@ def network_facts(space: SpaceConfig) -> tuple[list[dict[str, Any]], dict[str, i
 
     from trainables.data import load_dataset
     from trainables.kernels import make_kernel
+    from trainables.memory import check_fits
     from trainables.models import build_model, layer_specs, output_positions
 
     data = load_dataset(space.dataset, "cpu")
+    check_fits(space, data.input_shape, data.num_classes)  # before building it for real
     model = build_model(space.model, make_kernel(space.kernel), data.input_shape,
                         data.num_classes, 1.0, torch.Generator().manual_seed(0))
     positions = output_positions(model, data.input_shape)
@@ -353,11 +359,15 @@ def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: s
     searcher, scheduler, param_space = _tune_objects(space, layers, split_sizes)
     callback = StoreCallback(store_url, name, space.search.metric, space.search.mode,
                              space.training.epochs, space.search.num_samples, quiet=quiet)
+    from snas.tracking import tracking_callbacks  # MLflow, TensorBoard (Tune callbacks)
+
+    tracked = tracking_callbacks(space.tracking, name)  # a missing package: ConfigError
     return runner.Experiment(
         name=name, storage_path=storage_path, trainable=SnasTrainable,
         resources=_resources(space), param_space=param_space, searcher=searcher,
-        scheduler=scheduler, num_samples=space.search.num_samples, callbacks=(callback,),
-        metric=space.search.metric, mode=space.search.mode, checkpoints="all",
+        scheduler=scheduler, num_samples=space.search.num_samples,
+        callbacks=(callback, *tracked),
+        metric=space.search.metric, mode=space.search.mode, checkpoints="recent",
         max_failures=space.resources.max_failures)
 
 
@@ -404,7 +414,7 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
 
     A search whose driver died before Tune saved any state (no trial in the store yet) is
     started afresh under the same name. ``store_url`` is the store to write to (default:
-    the one the search was started with).
+    ``store``, the one the user named; never the URL stored with the search).
     """
     from trainables.tune_trainable import SnasTrainable
 
@@ -416,7 +426,7 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
 
     def fresh() -> runner.Experiment:
         return _experiment(space, params.get("layers") or layer_table(space), name,
-                           folder.parent, store_url or params["store_url"], quiet=False,
+                           folder.parent, store_url or store.connect_url, quiet=False,
                            split_sizes=params.get("split_sizes"))
 
     return runner.resume(store, name, SnasTrainable, _resources(space), fresh=fresh,

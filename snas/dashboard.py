@@ -1,6 +1,8 @@
 """``snas dashboard``: a read-only local web page over the results store.
 
-A stdlib HTTP server (one thread per request) serves a static page
+A stdlib HTTP server (a bounded pool of worker threads, :data:`WORKERS`; a connection
+that sends no complete request within :data:`REQUEST_TIMEOUT_S` seconds is closed, and one
+answered request per connection) serves a static page
 (``dashboard_static/``: plain JavaScript drawing inline SVG, no CDN, no build step) and a
 JSON API the page polls every few seconds, so it follows a search while it runs:
 
@@ -17,7 +19,9 @@ Names in the URL are percent-decoded path segments and are only ever compared as
 default-src 'self'`` and ``nosniff``: the page builds its DOM with ``textContent``, so text
 from the store is never markup or script. A server bound to a loopback address also
 refuses requests whose ``Host`` is not a loopback name, so a web page elsewhere cannot
-read the store through DNS rebinding.
+read the store through DNS rebinding. Bound beyond loopback (``--host 0.0.0.0``), it
+answers only to the ``Host`` names of an allow-list: the bound host, this machine's names
+and localhost by default, more with ``--allow-host`` (``*``: any).
 
 This module imports neither torch nor ray.
 """
@@ -31,7 +35,8 @@ import json
 import math
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -41,7 +46,16 @@ from snas.core.errors import SearchError, SnasError
 from snas.store import ResultsStore
 from snas.view import SearchView
 
-__all__ = ["MAX_DRAWN_EDGES", "DashboardServer", "graph_layout", "make_server"]
+__all__ = ["MAX_DRAWN_EDGES", "REQUEST_TIMEOUT_S", "WORKERS", "DashboardServer",
+           "allowed_hosts", "graph_layout", "is_loopback", "make_server"]
+
+#: Seconds a connection may take to send its request (and to take the reply) before it is
+#: closed: a half-open or trickling client frees its worker thread.
+REQUEST_TIMEOUT_S = 10.0
+#: Worker threads answering requests; connections beyond these wait in a queue of
+#: :data:`QUEUED_PER_WORKER` per worker, and beyond that get a 503 at once.
+WORKERS = 8
+QUEUED_PER_WORKER = 4
 
 STATIC_DIR = Path(__file__).with_name("dashboard_static")
 # The only files served besides the API: request path -> (file, content type).
@@ -286,6 +300,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")  # one request per connection: no idle
+        self.close_connection = True             # keep-alive holds a worker thread
         for k, v in {**_SECURITY_HEADERS, **(extra or {})}.items():
             self.send_header(k, v)
         self.end_headers()
@@ -295,24 +311,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         body = json.dumps(_plain(data), allow_nan=False, separators=(",", ":")).encode()
         self._send(code, body, "application/json; charset=utf-8", extra)
 
+    def setup(self) -> None:
+        self.timeout = self.server.request_timeout  # StreamRequestHandler sets it on the socket
+        super().setup()
+
     def _host_allowed(self) -> bool:
-        if not self.server.loopback_only:
-            return True
-        host = (self.headers.get("Host") or "").strip().lower()
-        if host.startswith("["):
-            host = host[1:host.find("]")] if "]" in host else host
-        else:
-            host = host.rsplit(":", 1)[0]
-        if host == "localhost" or host.endswith(".localhost"):
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
+        host = _host_name(self.headers.get("Host") or "")
+        if host is None:
             return False
+        if self.server.allow_hosts is None:  # loopback: any loopback name, plus --allow-host
+            return is_loopback(host) or host in self.server.extra_hosts
+        return "*" in self.server.allow_hosts or host in self.server.allow_hosts
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         if not self._host_allowed():
-            self._send_json(403, {"error": "the dashboard answers only to localhost"})
+            names = ("localhost" if self.server.allow_hosts is None
+                     else ", ".join(sorted(self.server.allow_hosts)))
+            self._send_json(403, {"error": f"the dashboard answers only to {names} (add a "
+                                           "name with --allow-host)"})
             return
         path = urlsplit(self.path).path
         try:
@@ -357,25 +373,130 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         raise _NotFound(f"no API endpoint {path}")
 
 
-class DashboardServer(http.server.ThreadingHTTPServer):
-    """The dashboard's HTTP server over one store (``serve_forever`` to run it)."""
+def _host_name(header: str) -> str | None:
+    """The host of a ``Host`` header, lower case, without port or IPv6 brackets."""
+    host = header.strip().lower()
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else None
+    return host.rsplit(":", 1)[0] if host.count(":") <= 1 else host
 
-    daemon_threads = True
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) means this machine only."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def allowed_hosts(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """The ``Host`` names a server bound to ``host`` beyond loopback answers to: the bound
+    host (for a wildcard address, this machine's host names), localhost and ``extra``."""
+    names = {"localhost", "127.0.0.1", "::1"}
+    bound = host.strip("[]").lower()
+    try:
+        wildcard = ipaddress.ip_address(bound).is_unspecified
+    except ValueError:
+        wildcard = bound == ""
+    if wildcard:
+        for name in (socket.gethostname(), socket.getfqdn()):
+            if name:
+                names.add(name.lower())
+    else:
+        names.add(bound)
+    for name in extra:
+        found = _host_name(name) if name != "*" else "*"
+        if found:
+            names.add(found)
+    return frozenset(names)
+
+
+class DashboardServer(http.server.HTTPServer):
+    """The dashboard's HTTP server over one store (``serve_forever`` to run it).
+
+    Requests are answered by a pool of ``workers`` threads (not one thread per
+    connection); at most ``workers * QUEUED_PER_WORKER`` accepted connections wait for a
+    worker, later ones get a 503 at once. ``request_timeout``: seconds a connection may
+    take to send its request. ``allow_hosts``: more ``Host`` names to answer to.
+    """
+
     # SO_REUSEADDR (the default) only skips TIME_WAIT; a port another server listens on
     # stays busy. SO_REUSEPORT would let two servers share it: never.
     allow_reuse_port = False
 
     def __init__(self, store: ResultsStore, host: str = "127.0.0.1", port: int = 8050,
-                 verbose: bool = False) -> None:
+                 verbose: bool = False, *, allow_hosts: Iterable[str] = (),
+                 workers: int = WORKERS, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        if not request_timeout > 0:
+            raise ValueError(f"request_timeout must be > 0 seconds, got {request_timeout!r}")
         self.store = store
         self.verbose = verbose
-        try:
-            self.loopback_only = ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            self.loopback_only = host == "localhost"
+        self.request_timeout = float(request_timeout)
+        self.loopback_only = is_loopback(host)
+        extra = tuple(allow_hosts)
+        self.extra_hosts = frozenset(h for h in (_host_name(e) if e != "*" else "*"
+                                                 for e in extra) if h)
+        # None: bound to loopback, any loopback name is fine (plus extra_hosts).
+        self.allow_hosts = None if self.loopback_only else allowed_hosts(host, extra)
+        if self.loopback_only and "*" in self.extra_hosts:
+            self.allow_hosts = frozenset({"*"})
+        self.workers = workers
+        self.max_waiting = workers * QUEUED_PER_WORKER
+        self._waiting = 0
+        self._lock = threading.Lock()
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix=f"snas-dashboard-{self.server_address[1]}")
+
+    # socketserver's hooks: hand each accepted connection to the pool.
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            full = self._waiting >= self.workers + self.max_waiting
+            if not full:
+                self._waiting += 1
+        if full:
+            self._busy(request)
+            return
+        try:
+            self._pool.submit(self._work, request, client_address)
+        except RuntimeError:  # the pool is shut down: the server is closing
+            with self._lock:
+                self._waiting -= 1
+            self.shutdown_request(request)
+
+    def _work(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:  # noqa: BLE001 - socketserver's own policy: log, go on
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._waiting -= 1
+
+    def _busy(self, request: Any) -> None:
+        body = b'{"error":"the dashboard is busy; try again"}'
+        try:
+            request.settimeout(1.0)
+            request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                            b"Content-Type: application/json\r\nConnection: close\r\n"
+                            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        except OSError:
+            pass
+        self.shutdown_request(request)
+
+    def server_close(self) -> None:
+        super().server_close()
+        pool = getattr(self, "_pool", None)  # None: the bind failed
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def url(self) -> str:
@@ -385,11 +506,14 @@ class DashboardServer(http.server.ThreadingHTTPServer):
 
 
 def make_server(store: ResultsStore, host: str = "127.0.0.1", port: int = 8050,
-                verbose: bool = False) -> DashboardServer:
+                verbose: bool = False, *, allow_hosts: Iterable[str] = (),
+                workers: int = WORKERS,
+                request_timeout: float = REQUEST_TIMEOUT_S) -> DashboardServer:
     """A bound (not yet serving) dashboard server; raises OSError if the port is busy."""
     if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
         raise ValueError(f"port must be an integer in [0, 65535], got {port!r}")
-    return DashboardServer(store, host, port, verbose)
+    return DashboardServer(store, host, port, verbose, allow_hosts=allow_hosts,
+                           workers=workers, request_timeout=request_timeout)
 
 
 def serve_in_thread(server: DashboardServer) -> threading.Thread:

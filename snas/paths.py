@@ -24,3 +24,21 @@ def default_storage_path() -> Path:
 
 
 __all__ = ["default_storage_path", "snas_home"]
+
+
+def ensure_storage_path(path: str | Path, flag: str = "--storage-path") -> Path:
+    """Create the experiment folder root ``path`` (and its parents) if needed and check
+    that snas can write there; a one-line ConfigError otherwise, before anything is stored."""
+    from snas.core.errors import ConfigError
+
+    folder = Path(path).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{flag} {str(folder)!r} is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {str(folder)!r}: cannot create the folder "
+                          f"({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {str(folder)!r} is not writable")
+    return folder

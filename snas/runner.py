@@ -20,12 +20,15 @@ reads ``RAY_AIR_NEW_OUTPUT``), so :func:`start` sets them, where unset, right be
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import pickle
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,10 +45,11 @@ from snas.core.errors import ConfigError, SearchError
 #: reporter, which ``verbose=0`` silences (snas prints its own progress).
 TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0"}
 
-#: Checkpoint policies: ``all`` keeps every epoch's checkpoint while the run goes on (a
-#: restore after a hard kill may need one a few epochs old; a finished run is pruned to the
-#: last), ``last`` keeps only the newest, ``none`` writes none.
-CHECKPOINTS = ("all", "last", "none")
+#: Checkpoint policies: ``recent`` keeps a trial's newest :data:`RECENT_CHECKPOINTS` while the
+#: run goes on (a finished run is pruned to the last), ``last`` only the newest, ``none``
+#: writes none. Disk use stays bounded however many epochs a trial trains.
+CHECKPOINTS = ("recent", "last", "none")
+RECENT_CHECKPOINTS = 2
 
 #: Statuses a search row holds while, or after, the runner runs it.
 RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
@@ -111,7 +115,7 @@ class Experiment:
     callbacks: Sequence[Any] = ()
     metric: str | None = None
     mode: str | None = None
-    checkpoints: str = "all"
+    checkpoints: str = "recent"
     max_failures: int = 0
 
     def __post_init__(self) -> None:
@@ -188,11 +192,13 @@ class Experiment:
 def _checkpoint_config(policy: str) -> Any:
     from ray import tune
 
-    if policy == "all":
-        # Keep every checkpoint while the run goes on: after a hard kill, Tune's restored
-        # state may point at a checkpoint a few epochs old (its state lags up to 1 s), and
-        # a deleted one cannot be restored. Finished runs are pruned to the last one.
-        return tune.CheckpointConfig(num_to_keep=None, checkpoint_frequency=1,
+    if policy == "recent":
+        # Tune deletes a trial's older checkpoints only after saving an experiment state
+        # that no longer points at them (with num_to_keep it forces that save every
+        # num_to_keep checkpoints; snas saves it after every loop step anyway, TUNE_ENV), so
+        # a restore after a hard kill always finds the checkpoint its state names. Two, not
+        # one: the newest may still be being written when the driver dies.
+        return tune.CheckpointConfig(num_to_keep=RECENT_CHECKPOINTS, checkpoint_frequency=1,
                                      checkpoint_at_end=True)
     if policy == "last":
         return tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
@@ -365,11 +371,26 @@ def run(experiment: Experiment, record: Record, store: Any, *, address: str | No
     start(address)
     if preflight is not None:
         preflight()
-    Path(experiment.storage_path).mkdir(parents=True, exist_ok=True)
+    from snas.paths import ensure_storage_path
+
+    ensure_storage_path(experiment.storage_path)
     store.create_search(experiment.name, record.space_text, dict(record.space),
                         record.searcher, record.num_samples, str(folder), dict(record.params))
-    faults.point("search_created")
-    return _fit(experiment.tuner(), store, experiment.name, on_complete)
+    with store.hold_lease(experiment.name):  # one driver per search, released at the end
+        faults.point("search_created")
+        try:
+            tuner = experiment.tuner()
+        except Exception as exc:  # the search row exists: it must not stay "running"
+            mark_failed(store, experiment.name, exc)
+            raise
+        return _fit(tuner, store, experiment.name, on_complete)
+
+
+def mark_failed(store: Any, name: str, exc: BaseException) -> None:
+    """Store search ``name`` as ``failed``, with the reason (one line) in its params."""
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:500]
+    store.set_search_status(name, FAILED)
+    store.update_search_params(name, {"failure": reason})
 
 
 def stored_search(store: Any, name: str) -> dict[str, Any]:
@@ -393,37 +414,102 @@ def resume(store: Any, name: str, trainable: Any, resources: Mapping[str, float]
     from ray import tune
 
     record = stored_search(store, name)
-    folder = Path(record["storage_path"])
-    restorable = tune.Tuner.can_restore(str(folder))
-    if not restorable and store.trials(name):
-        raise SearchError(f"search {name!r} has no restorable experiment state at "
-                          f"{str(folder)!r}")
-    start(address)
-    store.set_search_status(name, RUNNING)
-    if restorable:
-        tuner = tune.Tuner.restore(str(folder),
-                                   tune.with_resources(trainable, dict(resources)),
-                                   resume_unfinished=True, resume_errored=False,
-                                   restart_errored=False)
-    else:
-        tuner = fresh().tuner()
-    return _fit(tuner, store, name, on_complete)
+    # One driver per search: refused (nothing written) while another driver runs it.
+    with store.hold_lease(name):
+        folder = Path(record["storage_path"])
+        restorable = tune.Tuner.can_restore(str(folder))
+        if not restorable and store.trials(name):
+            raise SearchError(f"search {name!r} has no restorable experiment state at "
+                              f"{str(folder)!r}")
+        start(address)
+        store.set_search_status(name, RUNNING)
+        if restorable:
+            tuner = tune.Tuner.restore(str(folder),
+                                       tune.with_resources(trainable, dict(resources)),
+                                       resume_unfinished=True, resume_errored=False,
+                                       restart_errored=False)
+            write_to(tuner, store)
+        else:
+            tuner = fresh().tuner()
+        return _fit(tuner, store, name, on_complete)
+
+
+def write_to(tuner: Any, store: Any) -> None:
+    """Point a restored run's store callbacks at ``store``, the store this resume opened
+    (``--store``): Tune restores them as they were pickled, with the old store's URL."""
+    run_config = tuner._local_tuner.get_run_config()
+    for callback in run_config.callbacks or ():
+        if hasattr(callback, "store_url"):
+            callback.store_url = store.connect_url
+            callback._store = None
+
+
+class Interrupted(Exception):
+    """The driver was asked to stop (SIGINT, SIGTERM): the search is stored ``interrupted``
+    and ``snas resume`` continues it. ``exit_code`` is the shell's 128 + signal number."""
+
+    def __init__(self, name: str, signum: int):
+        self.name, self.signum = name, signum
+        self.exit_code = 128 + signum
+        super().__init__(f"search {name!r} interrupted by {signal.Signals(signum).name}; "
+                         f"`snas resume {name}` continues it")
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[list[int]]:
+    """While Tune runs: the first SIGINT or SIGTERM asks Tune to stop cleanly (its own
+    SIGUSR1 handler: trials are stopped, the experiment state is saved) and is recorded in
+    the yielded list; a second one stops at once (KeyboardInterrupt / the default action).
+    Only in the main thread (signal handlers cannot be set elsewhere)."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    tune_sigint = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+
+    def stop(signum: int, frame: Any) -> None:
+        caught.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if signal.getsignal(signal.SIGUSR1) in (signal.SIG_DFL, signal.SIG_IGN, None):
+            raise KeyboardInterrupt  # Tune's loop has not started: stop right here
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune ends its loop after this step
+
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # ours, not Tune's, handles Ctrl-C
+    for sig in saved:
+        signal.signal(sig, stop)
+    try:
+        yield caught
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+        if tune_sigint is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER", None)
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_sigint
 
 
 def fit_tuner(tuner: Any, store: Any, name: str) -> list[dict[str, Any]]:
     """Run ``tuner.fit()`` for search ``name``; returns its stored trials afterwards.
 
-    Ctrl-C marks the search ``interrupted`` and any other exception ``failed`` (both are
-    re-raised); the final status is :func:`_fit`'s job.
+    SIGINT (Ctrl-C) or SIGTERM stops Tune cleanly, marks the search ``interrupted`` and
+    raises :class:`Interrupted` (a second signal stops at once, same status); any other
+    exception marks it ``failed`` and is re-raised. Otherwise the final status is
+    :func:`_fit`'s job.
     """
-    try:
-        tuner.fit()
-    except KeyboardInterrupt:
+    with _stop_on_signals() as caught:
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            store.set_search_status(name, INTERRUPTED)
+            raise Interrupted(name, caught[0] if caught else signal.SIGINT) from None
+        except Exception as exc:
+            mark_failed(store, name, exc)
+            raise
+    if caught:
         store.set_search_status(name, INTERRUPTED)
-        raise
-    except Exception:
-        store.set_search_status(name, FAILED)
-        raise
+        raise Interrupted(name, caught[0])
     return store.trials(name)
 
 
@@ -434,7 +520,11 @@ def _fit(tuner: Any, store: Any, name: str,
     faults.point("search_end")
     unfinished = [t for t in trials if t["status"] in _UNFINISHED_TRIALS]
     if not unfinished and on_complete is not None:
-        on_complete(store, name)
+        try:
+            on_complete(store, name)
+        except Exception as exc:
+            mark_failed(store, name, exc)
+            raise
     store.set_search_status(name, INTERRUPTED if unfinished else FINISHED)
     if not unfinished:
         prune_checkpoints(trials)
@@ -454,6 +544,7 @@ def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
                 shutil.rmtree(old, ignore_errors=True)
 
 
-__all__ = ["CHECKPOINTS", "TUNE_ENV", "Experiment", "FixedConfigs", "Record",
-           "check_new_experiment", "check_search_name", "fit_tuner", "init_ray",
-           "prune_checkpoints", "resume", "run", "start", "stored_search", "trial_dirname"]
+__all__ = ["CHECKPOINTS", "TUNE_ENV", "Experiment", "FixedConfigs", "Interrupted", "Record",
+           "check_new_experiment", "check_search_name", "fit_tuner", "init_ray", "mark_failed",
+           "prune_checkpoints", "resume", "run", "start", "stored_search", "trial_dirname",
+           "write_to"]

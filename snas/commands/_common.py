@@ -18,11 +18,56 @@ STORE_HELP = ("results store: any SQLAlchemy URL (default sqlite:///$SNAS_HOME/r
               "SNAS_HOME=~/.snas)")
 
 
-def open_store(url: str | None) -> Any:
-    """The results store at ``url`` (default: :func:`snas.store.default_store_url`)."""
+def open_store(url: str | None, *, read_only: bool = False) -> Any:
+    """The results store at ``url`` (default: :func:`snas.store.default_store_url`), for
+    writing (commands that run trials: its tables are created if absent) or, with
+    ``read_only``, for reading (:func:`open_reader`)."""
     from snas.store import ResultsStore, default_store_url
 
-    return ResultsStore(url or default_store_url())
+    return ResultsStore(url or default_store_url(create=not read_only), read_only=read_only)
+
+
+def open_reader(url: str | None) -> Any:
+    """The results store at ``url`` opened read-only: every command that only reads
+    (list, show, export, report, dashboard, analyze, topology) opens it here. It never
+    creates a database, a table or a file and never switches the journal mode; a missing
+    or foreign database is a one-line StoreError."""
+    return open_store(url, read_only=True)
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}.") if isinstance(value, dict)
+                   else {f"{prefix}{key}": value})
+    return out
+
+
+def check_same_space(name: str, record: dict[str, Any], space: Any,
+                     storage_path: str | None = None) -> None:
+    """Refuse to resume search ``name`` (its stored ``record``) with a space (the file,
+    ``--set`` and the flags that override it) or an explicit ``--storage-path`` other than
+    the stored ones; the ConfigError names every key that differs."""
+    from snas.core.config import SpaceConfig
+
+    stored = _flat(SpaceConfig.from_dict(record["space"]).to_dict())
+    given = _flat(space.to_dict())
+    missing = object()
+    keys = sorted(k for k in stored.keys() | given.keys()
+                  if stored.get(k, missing) != given.get(k, missing))
+    diffs = [f"{k} (stored {stored.get(k)!r}, given {given.get(k)!r})" for k in keys]
+    if storage_path is not None:
+        folder = Path(storage_path).expanduser().resolve() / name
+        if Path(record["storage_path"]) != folder:
+            diffs.append(f"--storage-path (stored {str(Path(record['storage_path']).parent)!r}, "
+                         f"given {str(folder.parent)!r})")
+    if diffs:
+        shown = "; ".join(diffs[:6]) + (f"; and {len(diffs) - 6} more" if len(diffs) > 6 else "")
+        raise ConfigError(f"search {name!r} was started with other settings, so --resume "
+                          f"would not continue it as asked: {shown}; give the stored values "
+                          f"(or run `snas resume {name}`), or pick another --name")
 
 
 def fmt_number(value: Any, spec: str = ".4f") -> str:
@@ -114,5 +159,5 @@ def absolute_data_root(space: Any, base: Path) -> Any:
     return space
 
 
-__all__ = ["STORE_HELP", "absolute_data_root", "check_output_path", "fmt_number", "open_store",
-           "store_files", "write_json_atomic"]
+__all__ = ["STORE_HELP", "absolute_data_root", "check_output_path", "check_same_space",
+           "fmt_number", "open_reader", "open_store", "store_files", "write_json_atomic"]

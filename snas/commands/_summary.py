@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,7 +106,31 @@ def finish(store: Any, name: str, export: str | None) -> int:
     if view.multi_objective:
         print_pareto(view)
     print(f"search status: {view.record['status']}; exported top {len(doc['trials'])} to {out}")
+    failed = all_trials_failed(view)
+    if failed:
+        print(f"snas: error: {failed}", file=sys.stderr)
+        return EXIT_ALL_FAILED
     return 0
+
+
+#: Exit code of a search that ran but whose every trial failed (not a usage error: 2).
+EXIT_ALL_FAILED = 1
+
+
+def all_trials_failed(view: SearchView) -> str | None:
+    """One line saying that every trial of a finished search failed, and why (the most
+    common error first); None when some trial has a result."""
+    trials = view.trials
+    if view.record["status"] != "finished" or not trials:
+        return None
+    if any(t["status"] != "error" for t in trials):
+        return None
+    reasons = Counter((t.get("error") or "no error message").strip() for t in trials)
+    reason, count = reasons.most_common(1)[0]
+    more = f" ({len(reasons) - 1} other reasons: `snas show {view.name}`)" if len(
+        reasons) > 1 else ""
+    return (f"all {len(trials)} trials of search {view.name!r} failed; {count} with: "
+            f"{reason}{more}")
 
 
 def confirm_if_asked(store: Any, name: str, export: str | None, *, store_url: str | None,

@@ -11,7 +11,7 @@ from typing import Any
 from snas.commands._common import (
     STORE_HELP,
     check_output_path,
-    open_store,
+    open_reader,
     store_files,
     write_json_atomic,
 )
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from snas.view import SearchView
 
-    store = open_store(args.store)
+    store = open_reader(args.store)
     if args.model:  # the trained network as a sparse model folder
         from trainables.sparse_export import check_model_out, export_summary
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from snas.commands._common import STORE_HELP, open_store
+from snas.commands._common import STORE_HELP, open_reader
 
 HELP = "list searches in the store"
 DESCRIPTION = ("List the searches in the results store: status, searcher, finished trials "
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from snas.results import searches_table
 
-    store = open_store(args.store)
+    store = open_reader(args.store)
     searches = store.list_searches()
     if not searches:
         print(f"no searches in {store.url}")

@@ -9,7 +9,9 @@ from snas.commands._common import STORE_HELP, open_store
 HELP = "continue an interrupted search"
 DESCRIPTION = ("Continue an interrupted search (Tuner.restore): finished trials are kept, "
                "unfinished ones continue from their last checkpoint, the searcher picks up "
-               "where it was.")
+               "where it was. Trials are written to --store (the store named now, not the "
+               "one the search started with). Refused while another driver runs the search "
+               "(its lease is alive); a driver that died is taken over.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,9 +25,13 @@ def run(args: argparse.Namespace) -> int:
     from snas.controller import resume_search
 
     store = open_store(args.store)
-    store.require_search(args.name)  # the store's one "no search named" error
-    resume_search(args.name, store, args.address, store_url=args.store)
-    finish(store, args.name, None)
-    confirm_if_asked(store, args.name, None, store_url=args.store, address=args.address,
-                     quiet=False)
-    return 0
+    try:  # closed even when refused: a refused driver keeps no connection open
+        store.require_search(args.name)  # the store's one "no search named" error
+        resume_search(args.name, store, args.address, store_url=args.store)
+        code = finish(store, args.name, None)
+        if not code:
+            confirm_if_asked(store, args.name, None, store_url=args.store,
+                             address=args.address, quiet=False)
+    finally:
+        store.close()
+    return code

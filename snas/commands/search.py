@@ -9,6 +9,7 @@ from snas.commands._common import (
     STORE_HELP,
     absolute_data_root,
     check_output_path,
+    check_same_space,
     open_store,
     store_files,
 )
@@ -84,13 +85,16 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args.store)
     storage = Path(args.storage_path).expanduser().resolve() if args.storage_path else (
         default_storage_path())
-    if store.get_search(name) is not None:
+    if (record := store.get_search(name)) is not None:
         if not args.resume:
             raise ConfigError(f"a search named {name!r} already exists; add --resume to "
                               f"continue it (or run `snas resume {name}`), or pick another --name")
+        check_same_space(name, record, space, args.storage_path)
         resume_search(name, store, args.address, store_url=args.store)
     else:
-        storage.mkdir(parents=True, exist_ok=True)
+        from snas.paths import ensure_storage_path
+
+        ensure_storage_path(storage)
         goal = (f", maximise {space.search.metric} and minimise {space.budget.resource}"
                 if space.search.multi_objective else "")
         cap = (f", budget {space.budget.max_fraction:g} of the dense network's "
@@ -100,7 +104,9 @@ def run(args: argparse.Namespace) -> int:
               f"store {store.url}", flush=True)
         run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,
                                  storage, args.address, args.quiet), store)
-    finish(store, name, args.export)
+    code = finish(store, name, args.export)
+    if code:
+        return code
     confirm_if_asked(store, name, args.export, store_url=args.store, address=args.address,
                      quiet=args.quiet)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from snas.commands._common import STORE_HELP, open_store
+from snas.commands._common import STORE_HELP, open_reader
 
 HELP = "list a search's trials with density vectors and metrics"
 DESCRIPTION = ("List a search's trials ranked best first (trials that trained every epoch "
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from snas.commands._summary import print_pareto, print_table
     from snas.view import SearchView
 
-    store = open_store(args.store)
+    store = open_reader(args.store)
     view = SearchView.load(store, args.name)
     if args.format == "table":
         record = view.record

@@ -85,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(args.json_out, "--json-out",
                           protected=(args.space, args.from_export))
 
-    from trainables.training import Trial  # torch loads here, after the config is valid
+    from trainables.data import load_dataset
+    from trainables.memory import check_fits
+    from trainables.training import Trial, resolve_device  # torch loads here, after the config
 
-    trial = Trial(space, density)
+    data = load_dataset(space.dataset, resolve_device(space.training.device))
+    check_fits(space, data.input_shape, data.num_classes)
+    trial = Trial(space, density, data=data)
     if exported is not None:
         _check_export_layers(exported, trial.specs, args.from_export)
     out = sys.stdout

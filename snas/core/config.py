@@ -1,10 +1,11 @@
 """Search-space files: strict parsing into frozen, validated config dataclasses.
 
 A search-space file is YAML with the sections ``dataset``, ``model``, ``kernel``,
-``training``, ``density``, ``search``, ``scheduler``, ``resources`` and ``budget``. Every
-section becomes one frozen dataclass; unknown keys, wrong types and out-of-range values raise
-:class:`~snas.core.errors.ConfigError` with a one-line message naming the key
-(``model.width must be an integer >= 1, got -3``); the mechanism is :mod:`snas.core.schema`.
+``training``, ``density``, ``search``, ``scheduler``, ``resources``, ``budget`` and
+``tracking``. Every section becomes one frozen dataclass; unknown keys, wrong types and
+out-of-range values raise :class:`~snas.core.errors.ConfigError` with a one-line message
+naming the key (``model.width must be an integer >= 1, got -3``); the mechanism is
+:mod:`snas.core.schema`.
 
 The ``model`` and ``kernel`` sections, and ``search.searcher``, name a plug-in and carry
 that plug-in's own options (``model: {name: mlp, width: 64}``, ``search: {searcher: {name:
@@ -24,6 +25,7 @@ from typing import Any, ClassVar, Literal
 
 import yaml
 
+from snas.core import metrics as M
 from snas.core.catalog import DATASETS, KERNELS, MODELS, SEARCHERS
 from snas.core.errors import ConfigError
 from snas.core.registry import Registry
@@ -217,6 +219,9 @@ class SearchConfig:
         if isinstance(self.searcher, str):
             object.__setattr__(self, "searcher", SearcherConfig(name=self.searcher))
         _check_allocations(self.warm_start, "search.warm_start")
+        if self.metric not in M.SEARCH_METRICS:
+            raise ConfigError(f"search.metric {self.metric!r} is not reported by every epoch "
+                              f"of a trial; choose one of {', '.join(M.SEARCH_METRICS)}")
         if "global_magnitude" in self.warm_start:
             raise ConfigError("search.warm_start cannot use global_magnitude: it needs the "
                               "trained dense network, which is trained by the same search")
@@ -289,6 +294,53 @@ class ResourcesConfig:
     max_failures: int = spec(2, min=0, max=1000)
 
 
+@dataclass(frozen=True)
+class MlflowConfig:
+    """``tracking.mlflow``: log every trial (its config as params, each epoch's metrics) to
+    an MLflow tracking store. ``uri``: the store (``sqlite:///mlflow.db``,
+    ``http://host:5000``; MLflow 3 opens ``file:///dir`` only with
+    ``MLFLOW_ALLOW_FILE_STORE=true``); null: MLflow's default (``MLFLOW_TRACKING_URI`` when
+    set, else ``sqlite:///mlflow.db`` in the working directory). ``experiment``: the MLflow
+    experiment; null: the search's name."""
+
+    uri: str | None = None
+    experiment: str | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("uri", "experiment"):
+            value = getattr(self, key)
+            if value is not None and not value.strip():
+                raise ConfigError(f"tracking.mlflow.{key} must be a non-empty string or "
+                                  f"null, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """Experiment tracking through Ray Tune's own logger callbacks (:mod:`snas.tracking`):
+    ``mlflow`` (null: off; ``true``: on with its defaults) and ``tensorboard`` (event files
+    in each trial's folder under the experiment folder). Both need ``snas[tracking]``."""
+
+    mlflow: MlflowConfig | None = None
+    tensorboard: bool = False
+
+    @classmethod
+    def parse(cls, data: Any, where: str = "tracking") -> TrackingConfig:
+        if data is None:
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where} must be a mapping of keys to values, got {data!r}")
+        data = dict(data)
+        mlflow = data.get("mlflow")
+        if mlflow is True:
+            data["mlflow"] = {}
+        elif mlflow is False:
+            data["mlflow"] = None
+        elif mlflow is not None and not isinstance(mlflow, Mapping):
+            raise ConfigError(f"{where}.mlflow must be a mapping {{uri: ..., experiment: ...}}, "
+                              f"true or null, got {mlflow!r}")
+        return parse_section(cls, data, where)
+
+
 SECTIONS: dict[str, type] = {
     "dataset": DatasetConfig,
     "model": ModelConfig,
@@ -299,6 +351,7 @@ SECTIONS: dict[str, type] = {
     "scheduler": SchedulerConfig,
     "resources": ResourcesConfig,
     "budget": BudgetConfig,
+    "tracking": TrackingConfig,
 }
 
 
@@ -315,6 +368,7 @@ class SpaceConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -341,10 +395,8 @@ class SpaceConfig:
         for name, value in data.items():
             if name == "description":
                 kwargs[name] = coerce(value, str, "description")
-            elif name in ("model", "kernel"):
+            elif name in ("model", "kernel", "search", "tracking"):
                 kwargs[name] = SECTIONS[name].parse(value, name)
-            elif name == "search":
-                kwargs[name] = SearchConfig.parse(value, name)
             else:
                 kwargs[name] = parse_section(SECTIONS[name], value, name)
         return cls(**kwargs)
@@ -371,20 +423,26 @@ class SpaceConfig:
 # Files and overrides
 
 
+#: ``--set`` paths with three parts: ``section.key.option``.
+_NESTED_OVERRIDES = {("search", "searcher"), ("tracking", "mlflow")}
+
+
 def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
     """Apply ``section.key=value`` strings (value parsed as YAML) to raw file data.
 
     ``search.searcher.KEY=value`` sets one option of the searcher (``search.searcher.kappa=5``);
     a bare ``search.searcher=NAME`` picks another searcher with its default options.
+    ``tracking.mlflow.KEY=value`` sets one key of ``tracking.mlflow`` (turning it on).
     """
     out = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in data.items()}
     for item in overrides:
         path, sep, raw = item.partition("=")
         parts = path.strip().split(".")
-        nested = len(parts) == 3 and parts[:2] == ["search", "searcher"]
+        nested = len(parts) == 3 and tuple(parts[:2]) in _NESTED_OVERRIDES
         if not sep or not (len(parts) == 2 or nested) or not all(parts):
-            raise ConfigError(f"--set takes section.key=value (e.g. training.epochs=5, or "
-                              f"search.searcher.kappa=5), got {item!r}")
+            raise ConfigError(f"--set takes section.key=value (e.g. training.epochs=5, "
+                              f"search.searcher.kappa=5 or tracking.mlflow.uri=...), got "
+                              f"{item!r}")
         section, key = parts[0], parts[1]
         if section not in SECTIONS:
             raise ConfigError(f"--set {item!r}: unknown section {section!r}; allowed "
@@ -399,10 +457,15 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
         elif not isinstance(current, Mapping):
             raise ConfigError(f"{section} must be a mapping of keys to values, got {current!r}")
         if nested:
-            searcher = current.get(key)
-            searcher = ({"name": searcher} if isinstance(searcher, str)
-                        else dict(searcher or {}))
-            value = {**searcher, parts[2]: value}
+            inner = current.get(key)
+            if isinstance(inner, str):  # search.searcher: NAME
+                inner = {"name": inner}
+            elif inner is None or isinstance(inner, bool):  # also tracking.mlflow: true
+                inner = {}
+            elif not isinstance(inner, Mapping):
+                raise ConfigError(f"{section}.{key} must be a mapping of keys to values, got "
+                                  f"{inner!r}")
+            value = {**inner, parts[2]: value}
         out[section] = {**current, key: value}
     return out
 

@@ -33,3 +33,8 @@ EPOCH_SCALARS = (
     EPOCH, TRAIN_LOSS, TRAIN_ACCURACY, VAL_LOSS, VAL_ACCURACY, EGF_1, EGF_2,
     GRAD_NORM_1, GRAD_NORM_2, ACTIVE_WEIGHTS, TOTAL_WEIGHTS, EPOCH_SECONDS, LR,
 )
+
+# What a search may rank by (``search.metric``): the scalars every epoch reports that say
+# something about a trial (not its epoch counter, learning rate, timing or layer sizes).
+SEARCH_METRICS = (VAL_ACCURACY, VAL_LOSS, TRAIN_ACCURACY, TRAIN_LOSS, EGF_1, EGF_2,
+                  GRAD_NORM_1, GRAD_NORM_2, ACTIVE_WEIGHTS)

@@ -39,9 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``snas report``: write the report and print where it is, one line."""
-    from snas.commands._common import open_store
+    from snas.commands._common import open_reader
 
-    store = open_store(args.store)
+    store = open_reader(args.store)
     try:
         manifest = write_report(store, args.name, args.out, args.top, args.format)
     finally:

@@ -23,12 +23,15 @@ _SQLITE_BUSY_TIMEOUT_S = 30.0
 _CONNECT_TIMEOUT_S = 10
 
 
-def default_store_url() -> str:
+def default_store_url(create: bool = True) -> str:
     """``sqlite:///$SNAS_HOME/results.db`` (``SNAS_HOME`` defaults to ``~/.snas``).
 
-    Creates the folder, so the URL can be opened right away.
+    Creates the folder (unless ``create`` is false: readers), so the URL can be opened
+    right away.
     """
     home = snas_home()
+    if not create:
+        return sa.URL.create("sqlite", database=str(home / "results.db")).render_as_string()
     try:
         home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -102,13 +105,46 @@ def remove_sqlite_files(path: Path) -> None:
             Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
-def make_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_read_only_creator(path: Path) -> Any:
+    """Connections to ``path`` opened ``mode=ro``: SQLite itself refuses every write, and a
+    missing file is an error instead of a new empty database."""
+    import sqlite3
+    from urllib.parse import quote
+
+    uri = f"file:{quote(str(path.absolute()))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=_SQLITE_BUSY_TIMEOUT_S,
+                               check_same_thread=False)
+
+    return connect
+
+
+def postgres_driver(url: sa.URL) -> sa.URL:
+    """``postgresql://`` means SQLAlchemy's default driver, psycopg2; where only psycopg
+    (v3, the ``snas[postgres]`` extra) is installed, use that one."""
+    if url.drivername != "postgresql":
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg2") is None and importlib.util.find_spec("psycopg"):
+        return url.set(drivername="postgresql+psycopg")
+    return url
+
+
+def make_engine(url: sa.URL, read_only: bool = False) -> sa.Engine:
+    """An engine for ``url``; ``read_only``: one that cannot write (SQLite ``mode=ro`` with
+    ``query_only``, PostgreSQL read-only sessions, no journal-mode switch)."""
     backend = url.get_backend_name()
     if backend == "sqlite":
         kwargs: dict[str, Any] = {"connect_args": {"timeout": _SQLITE_BUSY_TIMEOUT_S}}
-        if sqlite_file(url) is None:  # in-memory: one shared connection, else each is empty
+        file = sqlite_file(url)
+        if file is None:  # in-memory: one shared connection, else each is empty
             kwargs["connect_args"]["check_same_thread"] = False
             kwargs["poolclass"] = sa.pool.StaticPool
+        elif read_only:
+            kwargs = {"creator": _sqlite_read_only_creator(file),
+                      "poolclass": sa.pool.QueuePool}
         engine = sa.create_engine(url, **kwargs)
 
         @sa.event.listens_for(engine, "connect")
@@ -116,9 +152,12 @@ def make_engine(url: sa.URL) -> sa.Engine:
             # sqlite3 would BEGIN lazily (deferred); we emit BEGIN ourselves, see _on_begin.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")  # durable across crashes in WAL mode
-            cursor.execute("PRAGMA foreign_keys=ON")
+            if read_only:  # no WAL switch: a reader leaves the file as it found it
+                cursor.execute("PRAGMA query_only=ON")
+            else:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")  # durable across crashes in WAL
+                cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -126,13 +165,23 @@ def make_engine(url: sa.URL) -> sa.Engine:
             # A deferred write transaction that started as a read fails at once with
             # "database is locked" if another writer committed meanwhile; IMMEDIATE waits.
             write = conn.get_execution_options().get("snas_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write and not read_only else "BEGIN")
 
         return engine
+    url = postgres_driver(url)
     kwargs = {"pool_pre_ping": True}
     if backend == "postgresql" and "connect_timeout" not in url.query:
         kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    if read_only and backend == "postgresql":
+        @sa.event.listens_for(engine, "connect")
+        def _read_only_session(dbapi_connection: Any, record: Any) -> None:
+            # Every transaction of the session is READ ONLY: the server refuses writes.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            cursor.close()
+            dbapi_connection.commit()
+    return engine
 
 
 def upsert(conn: sa.Connection, table: sa.Table, key: dict[str, Any],

@@ -27,13 +27,29 @@ from snas.store._engine import (
     sqlite_file_problem,
     upsert,
 )
+from snas.store._lease import (
+    HEARTBEAT_S,
+    LEASE_TIMEOUT_S,
+    Lease,
+    LeaseHeld,
+    held_message,
+    holder_is_alive,
+    new_owner,
+    this_host,
+)
 from snas.store._schema import (
     EPOCH_COLUMNS,
+    SCHEMA_VERSION,
+    SCHEMA_VERSION_KEY,
     SEARCH_STATUSES,
     SUMMARY_COLUMNS,
     TRIAL_STATUSES,
+    V1_TABLES,
+    UTCDateTime,
     epochs,
     graphs,
+    leases,
+    meta,
     metadata,
     searches,
     summaries,
@@ -70,53 +86,147 @@ class ResultsStore:
     ----------
     url:
         A SQLAlchemy URL: ``sqlite:////abs/path/results.db``, ``sqlite:///relative.db``,
-        ``sqlite://`` (in memory), ``postgresql://user:password@host/db``...
-        Tables are created if absent.
+        ``sqlite://`` (in memory), ``postgresql+psycopg://user:password@host/db``...
+        A writer creates the tables if the database has none (and migrates a version-1
+        store); a reader (``read_only``) never creates or changes anything.
+    read_only:
+        Open for reading only: a SQLite file is opened ``mode=ro`` (a missing file is an
+        error, never a new database; no journal-mode switch), PostgreSQL sessions are read
+        only. Every write method then fails with a StoreError.
 
     Raises
     ------
     StoreError
-        The URL is invalid, its driver is missing, the database is unreachable or the
-        SQLite file cannot be created; the message names the URL with its password masked.
-        A SQLite file this constructor created is removed again on failure.
+        The URL is invalid, its driver is missing, the database is unreachable, the SQLite
+        file cannot be created (or, for a reader, does not exist), the database is not a
+        snas results store, or its schema is newer than this snas reads; the message names
+        the URL with its password masked. A SQLite file this constructor created is
+        removed again on failure.
     """
 
-    def __init__(self, url: str | sa.URL) -> None:
+    def __init__(self, url: str | sa.URL, *, read_only: bool = False) -> None:
         if not isinstance(url, (str, sa.URL)):
             raise ValueError(f"url must be a string, got {url!r}")
         self.url = mask_url(url)
+        self.read_only = bool(read_only)
         try:
             parsed = sa.make_url(url)
         except (sa_exc.ArgumentError, ValueError) as exc:  # ValueError: e.g. a bad port
             raise StoreError(f"cannot open results store {self.url}: not a database URL "
                              f"(expected e.g. sqlite:////path/to/results.db or "
-                             f"postgresql://user@host/db)") from exc
+                             f"postgresql+psycopg://user@host/db)") from exc
+        self._url = parsed
         file = sqlite_file(parsed)
+        if file is not None and self.read_only and not file.is_file():
+            why = (f"{file} is a folder, not a database file" if file.is_dir() else
+                   f"no database file {file} (a search creates it; check --store)")
+            raise StoreError(f"cannot open results store {self.url}: {why}")
         if file is not None and (problem := sqlite_file_problem(file)):
             raise StoreError(f"cannot open results store {self.url}: {problem}")
         existed = file is None or file.exists()
         engine = None
         try:
-            engine = make_engine(parsed)
+            engine = make_engine(parsed, read_only=self.read_only)
             self._engine = engine
             self._writer = engine.execution_options(snas_write=True)
-            self._create_tables()
+            if not self.read_only and file is not None and existed:
+                self._probe(parsed)  # a foreign file is refused before the WAL switch
+            self.schema_version = self._open_schema()
         # ValueError/TypeError: URL query arguments the driver cannot convert (timeout=abc).
-        except (sa_exc.SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
+        except (sa_exc.SQLAlchemyError, ImportError, ValueError, TypeError, StoreError) as exc:
             if engine is not None:
                 engine.dispose()
             if not existed:
                 remove_sqlite_files(file)
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(f"cannot open results store {self.url}: "
                              f"{error_reason(exc, parsed)}") from exc
 
-    def _create_tables(self) -> None:
+    @property
+    def connect_url(self) -> str:
+        """The URL as given, password included: what a driver process opens the store with."""
+        return self._url.render_as_string(hide_password=False)
+
+    # -- schema --------------------------------------------------------------------------
+
+    def _not_ours(self, why: str) -> StoreError:
+        return StoreError(f"cannot open results store {self.url}: not a snas results store "
+                          f"({why}); name another --store")
+
+    def _schema_state(self, conn: sa.Connection) -> tuple[int | None, set[str]]:
+        """(the stored schema version, None for an empty database; the tables present).
+
+        Raises the one-line StoreError of a foreign database (a ``searches`` table that is
+        not ours, part of our tables) or of a newer schema.
+        """
+        inspector = sa.inspect(conn)
+        names = set(inspector.get_table_names())
+        ours = [t for t in V1_TABLES if t.name in names]
+        if not ours:
+            if meta.name in names:
+                return self._stored_version(conn), names
+            return None, names
+        for table in V1_TABLES:
+            if table.name not in names:
+                raise self._not_ours(f"it has a {ours[0].name!r} table but no "
+                                     f"{table.name!r} table")
+            columns = {c["name"] for c in inspector.get_columns(table.name)}
+            missing = [c for c in table.c.keys() if c not in columns]
+            if missing:
+                more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+                raise self._not_ours(f"its {table.name!r} table has no column "
+                                     f"{', '.join(map(repr, missing[:3]))}{more}")
+        return (self._stored_version(conn) if meta.name in names else 1), names
+
+    def _stored_version(self, conn: sa.Connection) -> int:
+        value = conn.scalar(sa.select(meta.c.value).where(meta.c.key == SCHEMA_VERSION_KEY))
+        try:
+            version = int(value)
+        except (TypeError, ValueError):
+            raise self._not_ours(f"its snas_meta table holds schema version {value!r}"
+                                 ) from None
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"results store {self.url} has schema version {version}, "
+                             f"written by a newer snas; this snas reads versions up to "
+                             f"{SCHEMA_VERSION} (upgrade snas)")
+        return version
+
+    def _probe(self, url: sa.URL) -> None:
+        """Check an existing SQLite file read-only before a writer's engine (which switches
+        it to WAL) touches it: a foreign database stays byte-identical."""
+        probe = make_engine(url, read_only=True)
+        try:
+            with probe.connect() as conn:
+                version, names = self._schema_state(conn)
+            if version is None and names:
+                raise self._not_ours(f"its tables are {', '.join(sorted(names)[:5])}")
+        finally:
+            probe.dispose()
+
+    def _open_schema(self) -> int:
+        """Check the database is a snas store (readers and writers), create or migrate its
+        tables (writers only, under the write lock); the schema version it then has."""
         with self._engine.connect() as conn:
-            inspector = sa.inspect(conn)
-            if all(inspector.has_table(t.name) for t in metadata.sorted_tables):
-                return  # the common case for readers: no write lock taken
+            version, names = self._schema_state(conn)
+        self._has_leases = leases.name in names
+        if self.read_only:
+            if version is None:
+                raise self._not_ours("it has no 'searches' table" if not names else
+                                     f"no 'searches' table among its {len(names)} tables")
+            return version
+        if version == SCHEMA_VERSION and self._has_leases:
+            return version  # the common case: no write lock taken
+        if version is None and names and self._engine.dialect.name == "sqlite":
+            raise self._not_ours(f"its tables are {', '.join(sorted(names)[:5])}")
         with self._writer.begin() as conn:
+            if conn.dialect.name == "postgresql":  # two first writers: one creates
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7411372519)")
+            self._schema_state(conn)  # again, under the lock
             metadata.create_all(conn)
+            upsert(conn, meta, {"key": SCHEMA_VERSION_KEY}, {"value": str(SCHEMA_VERSION)})
+        self._has_leases = True
+        return SCHEMA_VERSION
 
     def __repr__(self) -> str:
         return f"ResultsStore({self.url!r})"
@@ -313,6 +423,7 @@ class ResultsStore:
             for table in (epochs, summaries, graphs):
                 conn.execute(sa.delete(table).where(table.c.trial_pk.in_(trial_pks)))
             conn.execute(sa.delete(trials).where(trials.c.search_id == pk))
+            conn.execute(sa.delete(leases).where(leases.c.search_id == pk))
             conn.execute(sa.delete(searches).where(searches.c.id == pk))
 
     def delete_trials(self, search: str, trial_ids: Sequence[str]) -> int:
@@ -334,6 +445,94 @@ class ResultsStore:
             result = conn.execute(sa.delete(trials).where(trials.c.search_id == pk,
                                                           trials.c.trial_id.in_(ids)))
             return result.rowcount
+
+    # -- leases: one driver per search (see snas.store._lease) ---------------------------
+
+    @staticmethod
+    def _db_now(conn: sa.Connection) -> dt.datetime:
+        return conn.scalar(sa.select(sa.type_coerce(sa.func.now(), UTCDateTime)))
+
+    def _lease_row(self, conn: sa.Connection, search_pk: int) -> dict[str, Any] | None:
+        row = conn.execute(sa.select(leases).where(leases.c.search_id == search_pk)).first()
+        if row is None:
+            return None
+        age = (self._db_now(conn) - row.heartbeat_at).total_seconds()
+        return {"owner": row.owner, "host": row.host, "pid": row.pid,
+                "acquired_at": row.acquired_at, "heartbeat_at": row.heartbeat_at,
+                "age_s": max(0.0, age)}
+
+    def lease_of(self, name: str) -> dict[str, Any] | None:
+        """The lease of a search: ``owner, host, pid, acquired_at, heartbeat_at, age_s``
+        (seconds since the last heartbeat, by the database's clock); None if no driver
+        holds it (or the store predates leases)."""
+        if not self._has_leases:
+            return None
+        with self._read("read lease") as conn:
+            return self._lease_row(conn, self._search_pk(conn, name))
+
+    def _check_lease(self, conn: sa.Connection, name: str, owner: str,
+                     timeout: float) -> dict[str, Any] | None:
+        """The stale lease of another owner that taking it would replace (None: free or
+        ours); LeaseHeld if another driver holds it alive."""
+        lease = self._lease_row(conn, self._search_pk(conn, name))
+        if lease is None or lease["owner"] == owner:
+            return None
+        if holder_is_alive(lease, timeout):
+            raise LeaseHeld(held_message(name, lease, timeout))
+        return lease
+
+    def acquire_lease(self, name: str, owner: str, *, pid: int | None = None,
+                      timeout: float = LEASE_TIMEOUT_S) -> dict[str, Any] | None:
+        """Take the lease of search ``name`` for ``owner`` (this host, ``pid`` or this
+        process); returns the stale lease it took over, if any.
+
+        Raises LeaseHeld (one line: pid, host, heartbeat age) while another owner's lease is
+        alive; nothing is written then (the check runs first in a read transaction).
+        """
+        import os
+
+        check_name(owner, "owner")
+        with self._read("read lease") as conn:
+            self._check_lease(conn, name, owner, timeout)
+        with self._write("take lease") as conn:
+            stale = self._check_lease(conn, name, owner, timeout)  # again, under the lock
+            now = sa.func.now()
+            values = {"owner": owner, "host": this_host(),
+                      "pid": os.getpid() if pid is None else int(pid),
+                      "acquired_at": now, "heartbeat_at": now}
+            upsert(conn, leases, {"search_id": self._search_pk(conn, name)}, values)
+        return stale
+
+    def renew_lease(self, name: str, owner: str) -> bool:
+        """Stamp ``owner``'s lease with the database's time; False if it holds it no more."""
+        with self._write("renew lease") as conn:
+            result = conn.execute(sa.update(leases).where(
+                leases.c.search_id == self._search_pk(conn, name), leases.c.owner == owner
+            ).values(heartbeat_at=sa.func.now()))
+            return result.rowcount > 0
+
+    def release_lease(self, name: str, owner: str) -> None:
+        """Give ``owner``'s lease of search ``name`` back (no-op if it holds none)."""
+        with self._write("release lease") as conn:
+            pk = conn.scalar(sa.select(searches.c.id).where(searches.c.name == name))
+            if pk is not None:
+                conn.execute(sa.delete(leases).where(leases.c.search_id == pk,
+                                                     leases.c.owner == owner))
+
+    def hold_lease(self, name: str, *, timeout: float = LEASE_TIMEOUT_S,
+                   heartbeat: float = HEARTBEAT_S) -> Lease:
+        """Take the lease of search ``name`` for this process (:meth:`acquire_lease`) and
+        renew it every ``heartbeat`` seconds until the returned :class:`Lease` is released
+        (use it as a context manager). Taking over a stale lease says so on stderr."""
+        import sys
+
+        owner = new_owner()
+        stale = self.acquire_lease(name, owner, timeout=timeout)
+        if stale is not None:
+            print(f"snas: search {name!r}: taking over from pid {stale['pid']} on host "
+                  f"{stale['host']} (heartbeat {stale['age_s']:.0f}s ago)", file=sys.stderr,
+                  flush=True)
+        return Lease(self, name, owner, heartbeat)
 
     # -- trial writes --------------------------------------------------------------------
 

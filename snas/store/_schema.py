@@ -118,3 +118,34 @@ graphs = sa.Table(
     sa.Column("statistics", JSON_DATA, nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
 )
+
+# -- schema version 2: the version itself and the driver leases --------------------------
+
+#: The layout this snas writes. Version 1 is the layout before the version existed (the
+#: five tables above, no ``snas_meta``); a store without ``snas_meta`` reads as version 1
+#: and a writer migrates it (adds the tables below). A higher version is refused.
+SCHEMA_VERSION = 2
+SCHEMA_VERSION_KEY = "schema_version"
+
+#: The tables of version 1: a store holds all five (with at least these columns) or is not
+#: a snas results store.
+V1_TABLES = (searches, trials, epochs, summaries, graphs)
+
+meta = sa.Table(
+    "snas_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+#: One row per search being run: which driver process runs it, and when it last said so.
+#: ``heartbeat_at`` is the database's clock (``CURRENT_TIMESTAMP``), so drivers and readers
+#: on hosts with different clocks agree on a lease's age.
+leases = sa.Table(
+    "leases", metadata,
+    sa.Column("search_id", sa.ForeignKey("searches.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("host", sa.String(NAME_MAX), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("acquired_at", UTCDateTime, nullable=False),
+    sa.Column("heartbeat_at", UTCDateTime, nullable=False),
+)

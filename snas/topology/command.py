@@ -289,12 +289,12 @@ def _run_trace(args: argparse.Namespace, view: Any) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """``snas topology``: print the NNSTD matrix, a SET trace or the graph similarity."""
-    from snas.commands._common import open_store
+    from snas.commands._common import open_reader
     from snas.view import SearchView
 
     if args.gamma is not None and not args.graph_similarity:
         raise ConfigError("--gamma applies to --graph-similarity only")
-    store = open_store(args.store)
+    store = open_reader(args.store)
     view = SearchView.load(store, args.name)
     if args.trace is not None:
         text = _run_trace(args, view)

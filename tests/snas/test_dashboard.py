@@ -207,6 +207,116 @@ def test_foreign_host_header_is_refused(server):
         assert request(server, "/api/searches", headers={"Host": host})[0] == 200, host
 
 
+def test_half_open_connection_is_closed_after_the_timeout(store):
+    """A client that connects and sends nothing (or half a request) loses its connection
+    after request_timeout seconds, and the server keeps answering meanwhile."""
+    import socket
+    import time
+
+    server = make_server(store, "127.0.0.1", 0, request_timeout=1.0, workers=2)
+    serve_in_thread(server)
+    try:
+        idle = socket.create_connection(server.server_address[:2], timeout=10)
+        half = socket.create_connection(server.server_address[:2], timeout=10)
+        half.sendall(b"GET /api/searches HTTP/1.1\r\nHost: localhost\r\n")  # no blank line
+        began = time.monotonic()
+        assert request(server, "/api/searches")[0] == 200  # others are served meanwhile
+        for conn in (idle, half):
+            assert conn.recv(1024) == b""  # closed by the server, no reply
+            conn.close()
+        assert time.monotonic() - began < 8
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_requests_are_served_by_a_bounded_pool(store):
+    """More connections than workers: every request is answered, by at most `workers`
+    threads; beyond the queue a connection gets a 503 at once, never a new thread."""
+    import socket
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = make_server(store, "127.0.0.1", 0, workers=2, request_timeout=2.0)
+    serve_in_thread(server)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(lambda _: request(server, "/api/searches")[0], range(24)))
+        assert codes == [200] * 24
+        workers = [t for t in threading.enumerate()
+                   if t.name.startswith(f"snas-dashboard-{server.server_address[1]}_")]
+        assert 1 <= len(workers) <= 2
+        # Fill the workers and the queue with silent connections: the next one is 503.
+        silent = [socket.create_connection(server.server_address[:2], timeout=10)
+                  for _ in range(server.workers + server.max_waiting)]
+        time.sleep(0.3)
+        status, _, body = request(server, "/api/searches")
+        assert status == 503 and b"busy" in body
+        for conn in silent:
+            conn.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_beyond_loopback_warns_and_answers_only_allowed_hosts(store, capsys):
+    from snas.dashboard import allowed_hosts
+
+    names = allowed_hosts("0.0.0.0", ["dash.example.org:8050"])
+    assert {"localhost", "127.0.0.1", "dash.example.org"} <= names
+    assert allowed_hosts("10.1.2.3") >= {"10.1.2.3", "localhost"}
+    server = make_server(store, "0.0.0.0", 0, allow_hosts=["dash.example.org"])
+    serve_in_thread(server)
+    try:
+        port = server.server_address[1]
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def status(host: str) -> int:
+            conn.connect()
+            conn.request("GET", "/api/searches", headers={"Host": host})
+            reply = conn.getresponse()
+            reply.read()
+            conn.close()
+            return reply.status
+
+        assert status(f"dash.example.org:{port}") == 200
+        assert status(f"localhost:{port}") == 200
+        assert status("evil.example") == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "snas.cli", "dashboard", "--store",
+                             store.url, "--host", "0.0.0.0", "--port", "0", "--allow-host",
+                             "dash.example.org"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().startswith("snas dashboard: http://0.0.0.0:")
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+        warning = proc.stderr.read()
+        assert proc.returncode == 0, warning
+        warning = warning.splitlines()[0]
+        assert warning.startswith("snas dashboard: warning: listening on 0.0.0.0 beyond")
+        assert "dash.example.org" in warning and "--allow-host" in warning
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_loopback_server_takes_extra_allowed_hosts(store):
+    server = make_server(store, "127.0.0.1", 0, allow_hosts=["box.lan"])
+    serve_in_thread(server)
+    try:
+        assert request(server, "/api/searches", headers={"Host": "box.lan:1"})[0] == 200
+        assert request(server, "/api/searches", headers={"Host": "evil.example"})[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_graph_layout_caps_edges_and_orders_by_generation():
     n = 120
     nodes = [{"id": i} for i in range(3 * n)]
@@ -267,10 +377,13 @@ def test_cli_serves_until_interrupted(store):
 
 def test_cli_errors_are_one_line(server, tmp_path, capsys):
     port = server.server_address[1]
+    ResultsStore(f"sqlite:///{tmp_path}/r.db").close()
     cases = [
         (["dashboard", "--store", "nosuchdialect://x"], "cannot open results store"),
         (["dashboard", "--store", f"sqlite:///{tmp_path}/no/such/dir/r.db"],
          "cannot open results store"),
+        (["dashboard", "--store", f"sqlite:///{tmp_path}/missing.db"],
+         "no database file"),  # a reader never creates the store
         (["dashboard", "--store", f"sqlite:///{tmp_path}/r.db", "--port", str(port)],
          "the port is in use"),
         (["dashboard", "--store", f"sqlite:///{tmp_path}/r.db", "--port", "70000"],
@@ -281,6 +394,7 @@ def test_cli_errors_are_one_line(server, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1, (argv, err)
+    assert not (tmp_path / "missing.db").exists()
 
 
 # --------------------------------------------------------------------------------------

@@ -184,10 +184,59 @@ def test_diverging_trials_fail_with_reason_and_search_goes_on(ray_address, tmp_p
     code = main(search_args(tmp_path, "nan", "--num-samples", "3", "--no-dense-baseline",
                             "--set", "training.lr=10", "--set", "training.momentum=0.99",
                             "--set", "model.batch_norm=false"))
-    assert code == 0, capsys.readouterr()
+    out, err = capsys.readouterr()
+    assert code == 1, out + err  # every trial failed: the command says so and exits 1
+    assert err.strip().count("\n") == 0
+    assert "all 3 trials of search 'nan' failed; " in err and "TrialDiverged: diverged" in err
     trials = ResultsStore(db).trials("nan")
     assert len(trials) == 3
     for t in trials:
         assert t["status"] == "error"
         assert "TrialDiverged: diverged: train loss is" in t["error"], t["error"]
     assert ResultsStore(db).get_search("nan")["status"] == "finished"
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_stops_the_search_cleanly_and_resume_finishes_it(ray_address, tmp_path, signum,
+                                                                code):
+    """SIGTERM / Ctrl-C of the driver: Tune stops, the search is stored `interrupted`, the
+    command exits 128 + signal with one line, and `snas resume` finishes it."""
+    db = tmp_path / "r.db"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "snas.cli", *search_args(tmp_path, "sig", "--num-samples", "4",
+            "--set", "training.epochs=30", "--address", ray_address)]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.time() + 180
+        while True:  # wait for a first stored epoch: Tune's loop is running
+            if proc.poll() is not None:
+                pytest.fail("search ended before the signal: " + proc.stderr.read()[-2000:])
+            if time.time() > deadline:
+                pytest.fail("no epoch stored in time")
+            if db.exists() and (polled := ResultsStore(f"sqlite:///{db}")).get_search("sig"):
+                if len(polled.epochs_frame("sig")):
+                    break
+            time.sleep(0.3)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert last == (f"snas: search 'sig' interrupted by {signal.Signals(signum).name}; "
+                    "`snas resume sig` continues it")
+    store = ResultsStore(f"sqlite:///{db}")
+    assert store.get_search("sig")["status"] == "interrupted"
+    if signum == signal.SIGINT:
+        return  # resuming is the same as after SIGTERM: once is enough for the suite
+    resume = subprocess.run([sys.executable, "-m", "snas.cli", "resume", "sig", "--store",
+                             f"sqlite:///{db}", "--address", ray_address],
+                            env=env, capture_output=True, text=True, timeout=400)
+    assert resume.returncode == 0, resume.stdout[-2000:] + resume.stderr[-2000:]
+    assert store.get_search("sig")["status"] == "finished"
+    trials = store.trials("sig")
+    assert len(trials) == 4 and all(t["status"] in ("terminated", "stopped") for t in trials)
+    frame = store.epochs_frame("sig")
+    assert not frame.duplicated(["trial_id", "epoch"]).any()

@@ -120,7 +120,7 @@ class EffBuffer:
     :meth:`take` allocates a new one (e.g. two forwards before one backward).
     """
 
-    __slots__ = ("tensor", "free", "token")
+    __slots__ = ("free", "tensor", "token")
 
     def __init__(self) -> None:
         self.tensor: Tensor | None = None

@@ -30,12 +30,12 @@ class _MaskGradient(torch.autograd.Function):
     (given as 0/1 floats: several times faster than a bool mask on CPU, same values)."""
 
     @staticmethod
-    def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:  # noqa: D102
+    def forward(ctx, weight: Tensor, mask: Tensor) -> Tensor:
         ctx.save_for_backward(mask)
         return weight.view_as(weight)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # noqa: D102
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         (mask,) = ctx.saved_tensors
         return grad * mask, None
 

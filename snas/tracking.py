@@ -1,0 +1,88 @@
+"""Experiment tracking: the ``tracking`` section of a search-space file as Tune callbacks.
+
+Nothing here logs by itself: :func:`tracking_callbacks` returns Ray Tune's own logger
+callbacks, which run on the driver beside :class:`~snas.controller.StoreCallback`:
+
+* ``tracking.mlflow`` -> ``ray.air.integrations.mlflow.MLflowLoggerCallback``: one MLflow
+  run per trial (named after the trial, tagged ``snas_search``), the trial's config as
+  params (flattened: ``d_00``..., ``space/training/lr``...), every reported result as
+  metrics with ``step`` = the epoch (``training_iteration``), no artifacts. Tune's result
+  also carries the config; :class:`MLflowCallback` leaves that copy out of the metrics
+  (it is in the params; TBXLoggerCallback leaves it out too), which halves the writes.
+* ``tracking.tensorboard`` -> ``ray.tune.logger.TBXLoggerCallback``: ``events.out.tfevents.*``
+  in each trial's folder (``<storage-path>/<name>/<trial>/``), scalars under ``ray/tune/``.
+  Tune adds this callback by itself when tensorboardX imports, unless
+  ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``; naming it here makes the event files a promise
+  (Tune does not add a second one).
+
+A missing package is a one-line :class:`~snas.core.errors.ConfigError` raised while the
+experiment is built, before anything is stored; so is an MLflow store that cannot be opened.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# Imports mlflow only when a callback is built.
+from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+from snas.core.config import TrackingConfig
+from snas.core.errors import ConfigError
+
+INSTALL_HINT = "pip install 'snas[tracking]'"
+
+
+class MLflowCallback(MLflowLoggerCallback):
+    """Tune's MLflow logger, less the config copy in every result (logged once, as params)."""
+
+    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+        super().log_trial_result(iteration, trial,
+                                 {k: v for k, v in result.items() if k != "config"})
+
+
+def _require(module: str, what: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ConfigError(f"{what} needs the {module} package, which is not installed: "
+                          f"{INSTALL_HINT}") from None
+
+
+def mlflow_experiment(tracking: TrackingConfig, search_name: str) -> str:
+    """The MLflow experiment a search logs to: ``tracking.mlflow.experiment`` or its name."""
+    return (tracking.mlflow.experiment if tracking.mlflow and tracking.mlflow.experiment
+            else search_name)
+
+
+def _open_mlflow_store(mlflow: Any, uri: str | None) -> None:
+    """Open the tracking store once (SQLite: creates its tables), so a bad ``uri`` fails
+    before the search starts rather than inside Tune."""
+    try:
+        mlflow.tracking.MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to open it is the user's uri
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        shown = uri if uri is not None else "MLflow's default"
+        raise ConfigError(f"tracking.mlflow.uri: cannot open the MLflow tracking store "
+                          f"{shown!r}: {first}") from None
+
+
+def tracking_callbacks(tracking: TrackingConfig, search_name: str) -> list[Any]:
+    """The Tune callbacks of ``tracking`` for search ``search_name`` (empty: no tracking)."""
+    callbacks: list[Any] = []
+    if tracking.tensorboard:
+        _require("tensorboardX", "tracking.tensorboard")
+        from ray.tune.logger import TBXLoggerCallback
+
+        callbacks.append(TBXLoggerCallback())
+    if tracking.mlflow is not None:
+        mlflow = _require("mlflow", "tracking.mlflow")
+        _open_mlflow_store(mlflow, tracking.mlflow.uri)
+        callbacks.append(MLflowCallback(
+            tracking_uri=tracking.mlflow.uri,
+            experiment_name=mlflow_experiment(tracking, search_name),
+            tags={"snas_search": search_name}, save_artifact=False))
+    return callbacks
+
+
+__all__ = ["INSTALL_HINT", "MLflowCallback", "mlflow_experiment", "tracking_callbacks"]
