@@ -43,7 +43,11 @@ from snas.core.errors import ConfigError, SearchError
 #: driver loses no trial that Tune had seen finish; the state is a small JSON file, cheap
 #: next to the per-epoch trial checkpoints. ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy
 #: reporter, which ``verbose=0`` silences (snas prints its own progress).
-TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0"}
+#: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no JSON, CSV and TensorBoard files per trial
+#: written by the driver after every result (the store has every result; the ``tracking``
+#: section asks for TensorBoard or MLflow explicitly).
+TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0",
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 
 #: Checkpoint policies: ``recent`` keeps a trial's newest :data:`RECENT_CHECKPOINTS` while the
 #: run goes on (a finished run is pruned to the last), ``last`` only the newest, ``none``

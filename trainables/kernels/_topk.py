@@ -97,7 +97,27 @@ def selector_class(values: Tensor) -> type[IncrementalTopK | DeviceTopK]:
     return DeviceTopK
 
 
-class DeviceTopK:
+class _Selector:
+    """What both selector families share: the 0/1 mask they own and a scratch buffer
+    (``_maskf`` and ``_work``, allocated by the first ``select``)."""
+
+    _maskf: Tensor | None
+    _work: Tensor | None
+
+    @property
+    def float_mask(self) -> Tensor:
+        """The last mask as 0/1 in the values' dtype (flat; owned by the selector)."""
+        if self._maskf is None:
+            raise RuntimeError("select() has not been called yet")
+        return self._maskf
+
+    @property
+    def scratch(self) -> Tensor | None:
+        """A flat buffer of the values' dtype that is free between ``select`` calls."""
+        return self._work
+
+
+class DeviceTopK(_Selector):
     """Exact top-k on the values' device without host synchronisation (module docstring).
 
     Per call: the key (``|x|`` or the values; NaN ranks like +inf, i.e. first) in a reused
@@ -117,18 +137,6 @@ class DeviceTopK:
         #: Always None: any entry may change in a call.
         self.changed: Tensor | None = None
         self.hits = self.rebuilds = self.repairs = 0  # the incremental selector's counters
-
-    @property
-    def float_mask(self) -> Tensor:
-        """The last mask as 0/1 in the values' dtype (flat; owned by the selector)."""
-        if self._maskf is None:
-            raise RuntimeError("select() has not been called yet")
-        return self._maskf
-
-    @property
-    def scratch(self) -> Tensor | None:
-        """A flat buffer of the values' dtype that is free between ``select`` calls."""
-        return self._work
 
     def reset(self) -> None:
         """Nothing to forget: every call selects from scratch."""
@@ -217,7 +225,7 @@ def _pow2_at_least(x: float) -> float:
     return 2.0 ** math.ceil(math.log2(x))
 
 
-class IncrementalTopK:
+class IncrementalTopK(_Selector):
     """Exact top-k selector that reuses the previous split (see module docstring).
 
     ``select(values)`` returns a boolean mask of the same shape with exactly ``k`` True
@@ -268,18 +276,6 @@ class IncrementalTopK:
         self.rebuilds = 0
         self.resets = 0
         self.repairs = 0
-
-    @property
-    def float_mask(self) -> Tensor:
-        """The last mask as 0/1 in the values' dtype (flat; owned by the selector)."""
-        if self._maskf is None:
-            raise RuntimeError("select() has not been called yet")
-        return self._maskf
-
-    @property
-    def scratch(self) -> Tensor | None:
-        """A flat buffer of the values' dtype that is free between ``select`` calls."""
-        return self._work
 
     def reset(self) -> None:
         """Forget all state (e.g. after loading other weights); the next call re-seeds."""
