@@ -46,7 +46,7 @@ def store(tmp_path):
     ({"num_samples": 0}, "num_samples must be an integer >= 1, got 0"),
     ({"metric": "acc", "mode": "up"}, "mode must be 'max', 'min' or None, got 'up'"),
     ({"metric": "acc"}, "give metric and mode together"),
-    ({"checkpoints": "some"}, "checkpoints must be one of all, last, none, got 'some'"),
+    ({"checkpoints": "some"}, "checkpoints must be one of recent, last, none, got 'some'"),
     ({"max_failures": -1}, "max_failures must be an integer >= 0, got -1"),
 ])
 def test_experiment_checks_every_argument(tmp_path, kwargs, message):
@@ -125,8 +125,9 @@ def test_an_exception_in_the_run_marks_the_search_failed(ray_address, tmp_path, 
 
 def test_ctrl_c_marks_the_search_interrupted(ray_address, tmp_path, store):
     experiment = _experiment(tmp_path, callbacks=(_CtrlC(),))
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(runner.Interrupted) as stopped:
         runner.run(experiment, _record(), store, address=ray_address)
+    assert stopped.value.exit_code == 130  # a KeyboardInterrupt inside Tune: SIGINT
     assert store.get_search("r1")["status"] == "interrupted"
 
 
