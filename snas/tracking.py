@@ -49,9 +49,10 @@ def _mlflow_callback_class() -> type:
 
 def __getattr__(name: str) -> Any:
     # ``snas.tracking.MLflowCallback`` (also what unpickling a restored run looks up).
-    if name == "MLflowCallback":
-        cls = globals()["MLflowCallback"] = _mlflow_callback_class()
-        return cls
+    if name == "MLflowCallback":  # defined once, then found in the module's globals
+        if name not in globals():
+            globals()[name] = _mlflow_callback_class()
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
