@@ -52,8 +52,13 @@ def test_a_folder_snas_did_not_create_is_left_alone(tmp_path, capsys):
     assert ResultsStore(url).get_search("mine") is None
 
 
-def _db_bytes(tmp_path: Path) -> bytes:
-    return (tmp_path / "r.db").read_bytes()
+def _db_rows(tmp_path: Path) -> list[str]:
+    """Every row of the store (SQLite may move WAL pages into the main file on any close,
+    so the rows, not the file's bytes, are what must not change)."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "r.db") as conn:
+        return list(conn.iterdump())
 
 
 @pytest.mark.parametrize("case", ["no-yes-off-terminal", "lease-alive", "unknown-name"])
@@ -70,11 +75,11 @@ def test_refused_delete_changes_nothing(tmp_path, capsys, monkeypatch, case):
     else:
         monkeypatch.setattr("sys.stdin", open(os.devnull))  # not a terminal
         expected = "needs --yes when not run from a terminal"
-    before = _db_bytes(tmp_path)
+    before = _db_rows(tmp_path)
     code, _, err = _run(argv, capsys)
     assert code == 2
     assert expected in err and err.count("\n") == 1, err
-    assert _db_bytes(tmp_path) == before and folder.exists()
+    assert _db_rows(tmp_path) == before and folder.exists()
 
 
 def test_delete_from_a_missing_store_creates_nothing(tmp_path, capsys):
