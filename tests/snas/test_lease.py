@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _faults import wait_for_fault
 
 from snas.cli import main
 from snas.core.config import parse_space_text, read_space_text
@@ -177,12 +178,7 @@ def test_resume_into_another_store_writes_there_only(ray_address, tmp_path, caps
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail("search ended early: " + proc.stdout.read().decode()[-2000:])
-            assert time.time() < deadline, "never reached the fault point"
-            time.sleep(0.2)
+        wait_for_fault(proc, marker, "trial_complete:2")
         before = rows(a, skip=("leases",))
         capsys.readouterr()
         assert main(["resume", "kill", "--store", f"sqlite:///{a}"]) == 2

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _faults import wait_for_fault
 
 from snas.cli import main
 from snas.store import ResultsStore
@@ -76,12 +77,7 @@ def test_interrupted_search_resumes_and_readers_and_refusals_change_nothing(
                   "--max-concurrent", "2",
                   env={"SNAS_FAULT": "trial_complete:1", "SNAS_FAULT_MARKER": str(marker)})
     try:
-        deadline = time.time() + 240
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail("search ended early: " + proc.stdout.read().decode()[-2000:])
-            assert time.time() < deadline, "never reached the fault point"
-            time.sleep(0.2)
+        wait_for_fault(proc, marker, "trial_complete:1")
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _faults import wait_for_fault
 
 from snas.cli import main
 from snas.store import ResultsStore
@@ -138,14 +139,7 @@ def test_killed_driver_resumes_without_duplicates(ray_address, tmp_path, kill_po
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        deadline = time.time() + 240
-        while not marker.exists():
-            if proc.poll() is not None:
-                pytest.fail(f"search ended before {kill_point}: "
-                            + proc.stdout.read().decode()[-2000:])
-            if time.time() > deadline:
-                pytest.fail(f"never reached {kill_point}")
-            time.sleep(0.2)
+        wait_for_fault(proc, marker, kill_point)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
