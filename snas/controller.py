@@ -10,7 +10,7 @@ Results flow back through :class:`StoreCallback`, which writes every trial, epoc
 and wiring graph to the results store from the driver.
 
 Fault tolerance: trials checkpoint every epoch and Tune saves its experiment state after
-every step of its loop (``TUNE_GLOBAL_CHECKPOINT_S=0``, set by :func:`snas.runner.start`),
+every step of its loop (``TUNE_GLOBAL_CHECKPOINT_S=0``, set by :func:`snas.ray_session.start`),
 so after a hard kill of the driver ``snas resume NAME`` (``Tuner.restore``) re-runs no
 finished trial; the store's writes are idempotent, so replayed results add no duplicate
 rows.
@@ -290,7 +290,7 @@ def _tune_objects(space: SpaceConfig, layers: Sequence[Mapping[str, Any]],
                                   reduction_factor=space.scheduler.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    return searcher, scheduler, {"space": space.to_dict()}
+    return searcher, scheduler, {}  # the space goes to the trainable once (_experiment)
 
 
 def layer_table(space: SpaceConfig) -> list[dict[str, Any]]:
@@ -364,6 +364,7 @@ def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: s
     tracked = tracking_callbacks(space.tracking, name)  # a missing package: ConfigError
     return runner.Experiment(
         name=name, storage_path=storage_path, trainable=SnasTrainable,
+        trainable_params={"space": space.to_dict()},
         resources=_resources(space), param_space=param_space, searcher=searcher,
         scheduler=scheduler, num_samples=space.search.num_samples,
         callbacks=(callback, *tracked),
@@ -391,10 +392,16 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
     # Before the layer table (torch, the dataset): a taken name fails at once.
     runner.check_new_experiment(store, request.name, request.storage_path,
                                 taken_hint=_TAKEN_HINT.format(name=request.name))
-    layers, split_sizes = network_facts(space)
-    _, budget = search_budget(space, layers)  # an impossible budget fails before Ray starts
-    experiment = _experiment(space, layers, request.name, request.storage_path,
-                             request.store_url, request.quiet, split_sizes)
+
+    def prepare() -> tuple[list[dict[str, Any]], dict[str, int], Any, runner.Experiment]:
+        layers, split_sizes = network_facts(space)
+        _, budget = search_budget(space, layers)  # an impossible budget: before any trial
+        experiment = _experiment(space, layers, request.name, request.storage_path,
+                                 request.store_url, request.quiet, split_sizes)
+        return layers, split_sizes, budget, experiment
+
+    # Torch, the dataset and the model (~3 s) while Ray's processes start.
+    layers, split_sizes, budget, experiment = runner.start_while(request.address, prepare)
     params = {"metric": space.search.metric, "mode": space.search.mode,
               "layers": layers, "split_sizes": split_sizes,
               "store_url": request.store_url, "address": request.address,
@@ -429,9 +436,12 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
                            folder.parent, store_url or store.connect_url, quiet=False,
                            split_sizes=params.get("split_sizes"))
 
+    # Searches stored before the space moved out of the trials' configs carry it there
+    # too; the trainable prefers that copy.
     return runner.resume(store, name, SnasTrainable, _resources(space), fresh=fresh,
                          address=address or params.get("address"),
-                         on_complete=_record_pareto_front)
+                         on_complete=_record_pareto_front,
+                         trainable_params={"space": space.to_dict()})
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",

@@ -12,10 +12,8 @@ other exception ``failed`` (both are re-raised); at the end it is ``finished`` w
 stored trial ended, else ``interrupted`` (Tune stopped early, e.g. on its own SIGINT
 handling, and ``snas resume`` continues it).
 
-Environment: Tune reads the variables of :data:`TUNE_ENV` when a run starts, not when Ray
-is imported (``TuneController.__init__`` reads ``TUNE_GLOBAL_CHECKPOINT_S``, ``tune.run``
-reads ``RAY_AIR_NEW_OUTPUT``), so :func:`start` sets them, where unset, right before the
-``Tuner`` is built; a value the user exported wins.
+Ray itself (the environment Tune reads, the local instance, the cluster check) starts in
+:mod:`snas.ray_session`.
 """
 
 from __future__ import annotations
@@ -25,7 +23,6 @@ import copy
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,18 +33,15 @@ from typing import Any
 from ray.tune.search import Searcher
 
 from snas.core import faults
-from snas.core.errors import ConfigError, SearchError
-
-#: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
-#: experiment state after every step of its loop (default: at most every 10 s), so a killed
-#: driver loses no trial that Tune had seen finish; the state is a small JSON file, cheap
-#: next to the per-epoch trial checkpoints. ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy
-#: reporter, which ``verbose=0`` silences (snas prints its own progress).
-#: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no JSON, CSV and TensorBoard files per trial
-#: written by the driver after every result (the store has every result; the ``tracking``
-#: section asks for TensorBoard or MLflow explicitly).
-TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0",
-            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+from snas.core.errors import SearchError
+from snas.ray_session import (  # noqa: F401  (re-exported)
+    TUNE_ENV,
+    check_cluster_resources,
+    init_ray,
+    resources_preflight,
+    start,
+    start_while,
+)
 
 #: Checkpoint policies: ``recent`` keeps a trial's newest :data:`RECENT_CHECKPOINTS` while the
 #: run goes on (a finished run is pruned to the last), ``last`` only the newest, ``none``
@@ -90,6 +84,10 @@ class Experiment:
         storage_path: the folder that holds experiment folders; this run's is
             ``storage_path / name`` (:attr:`folder`).
         trainable: the Tune trainable (class or function).
+        trainable_params: keyword arguments of the trainable's ``setup`` shared by every
+            trial (``tune.with_parameters``: put in Ray's object store once, so they are
+            not copied into every trial's config, results, checkpoints' metadata and
+            Tune's experiment state, which Tune saves after every loop step).
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0}``.
         param_space: Tune's ``param_space`` (the searcher fills in the rest); not with
             ``configs``.
@@ -111,6 +109,7 @@ class Experiment:
     storage_path: Path
     trainable: Any
     resources: Mapping[str, float]
+    trainable_params: Mapping[str, Any] | None = None
     param_space: Mapping[str, Any] | None = None
     configs: Sequence[Mapping[str, Any]] | None = None
     searcher: Any = None
@@ -170,7 +169,8 @@ class Experiment:
             searcher = ConcurrencyLimiter(FixedConfigs(self.configs),
                                           max_concurrent=len(self.configs))
         return tune.Tuner(
-            tune.with_resources(self.trainable, dict(self.resources)),
+            tune.with_resources(with_parameters(self.trainable, self.trainable_params),
+                                dict(self.resources)),
             param_space=dict(self.param_space or {}),
             tune_config=tune.TuneConfig(metric=self.metric, mode=self.mode,
                                         search_alg=searcher,
@@ -191,6 +191,15 @@ class Experiment:
             # checkpoint on any node with room, up to max_failures times.
             failure_config=tune.FailureConfig(max_failures=self.max_failures),
         )
+
+
+def with_parameters(trainable: Any, params: Mapping[str, Any] | None) -> Any:
+    """``trainable`` with ``params`` bound (``tune.with_parameters``); as it is without."""
+    if not params:
+        return trainable
+    from ray import tune
+
+    return tune.with_parameters(trainable, **params)
 
 
 def _checkpoint_config(policy: str) -> Any:
@@ -251,91 +260,6 @@ class FixedConfigs(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as f:
             self.set_state(pickle.load(f))
-
-
-# ---------------------------------------------------------------------------------------
-# Starting Ray
-
-
-def init_ray(address: str | None) -> None:
-    """Connect to the Ray at ``address`` (None: start a local one); no-op when connected."""
-    import ray
-
-    if ray.is_initialized():
-        return
-    try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=True, logging_level="ERROR",
-                 runtime_env=faults.runtime_env())
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local Ray instance"
-        raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
-                          ) from None
-
-
-def start(address: str | None) -> None:
-    """Everything a Tune run needs before its ``Tuner`` exists: :data:`TUNE_ENV`, Ray."""
-    for key, value in TUNE_ENV.items():
-        os.environ.setdefault(key, value)
-    init_ray(address)
-
-
-def _amount(value: float, unit: str) -> str:
-    return f"{value:g} {unit}{'' if value == 1 else 's'}"
-
-
-def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """Refuse per-trial resources that no alive node of the connected Ray cluster has.
-
-    Tune would keep such trials pending forever without a word. A cluster that grows
-    (an autoscaler adding nodes later) is judged by the nodes it has now.
-    """
-    import ray
-
-    nodes = [node.get("Resources") or {} for node in ray.nodes() if node.get("Alive")]
-    cpus = [float(r.get("CPU", 0)) for r in nodes]
-    gpus = [float(r.get("GPU", 0)) for r in nodes]
-    if any(c >= cpus_per_trial and g >= gpus_per_trial for c, g in zip(cpus, gpus)):
-        return
-    gpu_short = not any(g >= gpus_per_trial for g in gpus)
-    cpu_short = not any(c >= cpus_per_trial for c in cpus)
-    # The node closest to fitting: most of the resource that is short, then the other.
-    c, g = max(zip(cpus, gpus), key=(lambda n: n[::-1]) if gpu_short else (lambda n: n),
-               default=(0.0, 0.0))
-    largest = f"largest: {_amount(g, 'GPU')}, {_amount(c, 'CPU')}"
-    if gpu_short or cpu_short:
-        key, value, unit = (("gpus_per_trial", gpus_per_trial, "GPU") if gpu_short
-                            else ("cpus_per_trial", cpus_per_trial, "CPU"))
-        raise ConfigError(f"resources.{key}={value:g} but no node of the Ray cluster has "
-                          f"{_amount(value, unit)} ({largest})")
-    raise ConfigError(f"resources.cpus_per_trial={cpus_per_trial:g} and resources."
-                      f"gpus_per_trial={gpus_per_trial:g} but no node of the Ray cluster has "
-                      f"{_amount(cpus_per_trial, 'CPU')} and {_amount(gpus_per_trial, 'GPU')} "
-                      f"together ({largest})")
-
-
-def resources_preflight(resources: Mapping[str, float], address: str | None = None
-                        ) -> Callable[[], None]:
-    """A :func:`run` ``preflight`` checking an :attr:`Experiment.resources` mapping
-    (``{"cpu": ..., "gpu": ...}``) against the cluster.
-
-    On the local Ray that snas starts (``address`` None) the nodes are all there is, so a
-    shortfall is an error. On a cluster (``--address``) an autoscaler may still add a node
-    that fits (``cluster.yaml`` scales GPU workers from zero), so a shortfall is a warning
-    on stderr and the search waits for it.
-    """
-
-    def check() -> None:
-        cpus, gpus = float(resources.get("cpu", 1)), float(resources.get("gpu", 0))
-        try:
-            check_cluster_resources(cpus, gpus)
-        except ConfigError as exc:
-            if address is None:
-                raise
-            print(f"snas: warning: {exc}; trials wait until the cluster has such a node "
-                  "(an autoscaler may add one)", file=sys.stderr, flush=True)
-
-    return check
 
 
 # ---------------------------------------------------------------------------------------
@@ -408,8 +332,10 @@ def stored_search(store: Any, name: str) -> dict[str, Any]:
 
 def resume(store: Any, name: str, trainable: Any, resources: Mapping[str, float], *,
            fresh: Callable[[], Experiment], address: str | None = None,
-           on_complete: Callable[[Any, str], None] | None = None) -> dict[str, Any]:
-    """Continue an interrupted experiment from its folder (``Tuner.restore``).
+           on_complete: Callable[[Any, str], None] | None = None,
+           trainable_params: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Continue an interrupted experiment from its folder (``Tuner.restore``), with the
+    trainable (and :attr:`Experiment.trainable_params`) it ran with.
 
     One whose driver died before Tune saved any state (no trial in the store yet) starts
     afresh under the same name from ``fresh()`` (called after Ray started). Unfinished
@@ -429,7 +355,9 @@ def resume(store: Any, name: str, trainable: Any, resources: Mapping[str, float]
         store.set_search_status(name, RUNNING)
         if restorable:
             tuner = tune.Tuner.restore(str(folder),
-                                       tune.with_resources(trainable, dict(resources)),
+                                       tune.with_resources(
+                                           with_parameters(trainable, trainable_params),
+                                           dict(resources)),
                                        resume_unfinished=True, resume_errored=False,
                                        restart_errored=False)
             write_to(tuner, store)
@@ -550,5 +478,5 @@ def prune_checkpoints(trials: Sequence[Mapping[str, Any]]) -> None:
 
 __all__ = ["CHECKPOINTS", "TUNE_ENV", "Experiment", "FixedConfigs", "Interrupted", "Record",
            "check_new_experiment", "check_search_name", "fit_tuner", "init_ray", "mark_failed",
-           "prune_checkpoints", "resume", "run", "start", "stored_search", "trial_dirname",
-           "write_to"]
+           "prune_checkpoints", "resources_preflight", "resume", "run", "start", "start_while",
+           "stored_search", "trial_dirname", "write_to"]

@@ -2,7 +2,9 @@
 
 Wire format (Ray's ``config`` dict, converted here and nowhere else):
 
-- ``space``: a search-space file as plain data (:meth:`SpaceConfig.to_dict`);
+- ``space``: a search-space file as plain data (:meth:`SpaceConfig.to_dict`), in the config
+  where trials differ in it (``snas confirm``), else bound once for every trial as the
+  ``space`` parameter of ``setup`` (``tune.with_parameters``, what a search does);
 - density keys from the searcher: ``d_00``, ``d_01``, ... (one per maskable layer, in
   model order) or ``density`` (one scalar for every layer).
 
@@ -99,13 +101,14 @@ def _cached_dataset(dataset: DatasetConfig, device: str) -> DeviceDataset:
 class SnasTrainable(tune.Trainable):
     """Trains one density vector; see the module docstring for the config format."""
 
-    def setup(self, config: dict[str, Any]) -> None:
+    def setup(self, config: dict[str, Any], space: Mapping[str, Any] | None = None) -> None:
+        self._space = space
         self._build(config)
 
     def _build(self, config: Mapping[str, Any]) -> None:
         began = time.perf_counter()
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
-        space = SpaceConfig.from_dict(config["space"])
+        space = SpaceConfig.from_dict(config.get("space") or self._space)
         device = resolve_device(space.training.device)
         data = _cached_dataset(space.dataset, str(device))
         self.trial = Trial(space, density_from_config(config), device=device, data=data)

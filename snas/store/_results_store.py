@@ -9,6 +9,7 @@ import contextlib
 import datetime as dt
 import math
 import numbers
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -79,6 +80,10 @@ def _metric_order(names: set[str]) -> list[str]:
     return first + sorted(names.difference(first))
 
 
+#: Every store opened in this process (:meth:`ResultsStore.close_all`).
+_OPEN_STORES: weakref.WeakSet[ResultsStore] = weakref.WeakSet()
+
+
 class ResultsStore:
     """Searches, trials and their metrics in a SQL database.
 
@@ -142,6 +147,7 @@ class ResultsStore:
                 raise
             raise StoreError(f"cannot open results store {self.url}: "
                              f"{error_reason(exc, parsed)}") from exc
+        _OPEN_STORES.add(self)
 
     @property
     def connect_url(self) -> str:
@@ -234,6 +240,13 @@ class ResultsStore:
     def close(self) -> None:
         """Close the store's connections (a later call reopens them)."""
         self._engine.dispose()
+
+    @staticmethod
+    def close_all() -> None:
+        """Close the connections of every store this process opened (before a fast exit,
+        :func:`snas.cli.entry`: SQLite folds its write-ahead log back into the file)."""
+        for store in list(_OPEN_STORES):
+            store.close()
 
     def __enter__(self) -> ResultsStore:
         return self

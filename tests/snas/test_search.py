@@ -235,3 +235,19 @@ def test_signal_stops_the_search_cleanly_and_resume_finishes_it(ray_address, tmp
     assert len(trials) == 4 and all(t["status"] in ("terminated", "stopped") for t in trials)
     frame = store.epochs_frame("sig")
     assert not frame.duplicated(["trial_id", "epoch"]).any()
+
+
+def test_the_space_is_bound_once_not_copied_into_every_trials_state(digits_search):
+    """Tune rewrites its experiment state every loop step: each trial's share of it stays
+    small because the space reaches the trainable once (``tune.with_parameters``)."""
+    import json
+
+    _, name, tmp = digits_search
+    state_file = sorted((tmp / "exp" / name).glob("experiment_state-*.json"))[-1]
+    trials = json.loads(state_file.read_text())["trial_data"]
+    assert len(trials) == 8
+    for static, runtime in trials:
+        config = json.loads(static)["config"]
+        assert config and all(k.startswith("d_") or k == "density" for k in config), config
+        assert "space" not in json.loads(runtime)["last_result"]["config"]
+        assert len(static) + len(runtime) < 40_000  # ~45 KB with the space in the config

@@ -1,0 +1,223 @@
+"""Starting Ray for a run: the environment Tune reads, the local instance, the cluster check,
+and the small adapters snas puts on Ray and Tune so a search starts fast.
+
+Environment: Tune reads the variables of :data:`TUNE_ENV` when a run starts, not when Ray
+is imported (``TuneController.__init__`` reads ``TUNE_GLOBAL_CHECKPOINT_S``, ``tune.run``
+reads ``RAY_AIR_NEW_OUTPUT``), so :func:`start` sets them, where unset, right before the
+``Tuner`` is built; a value the user exported wins.
+
+Where a short search's fixed cost went, and what :func:`start` does about it (measured on a
+2-core machine: a 1-trial search took ~24 s against ~4 s for ``ray.init`` alone):
+
+- **A fresh worker process per trial actor.** Ray prestarts one idle worker per CPU when a
+  driver connects, but hands it only to work without a ``runtime_env`` of its own. Tune
+  gives every trainable actor ``runtime_env={"env_vars": {"PL_DISABLE_FORK": "1"}}`` (a
+  PyTorch Lightning setting, ``ray.tune.execution.class_cache``), so each trial actor
+  started a new process through Ray's setup worker (two Ray imports, then torch). snas
+  trains no Lightning modules: :func:`start` drops that default, and Tune's actors take the
+  prestarted workers (variables Tune propagates from the driver, such as AWS credentials,
+  still give an actor its own runtime env).
+- **Imports in the trial actor.** On the local instance it starts, snas has Ray's
+  prestarted workers import :data:`PRELOAD` (torch, Ray Tune, the trainable) while the
+  driver prepares the search, so the first trial starts in ~0.5 s instead of ~5 s.
+  The cost: every prestarted worker (one per CPU) holds those modules (~0.3 GB each).
+- **The driver's own preparation** (torch, the dataset, the layer table and memory check,
+  ~3 s) runs while Ray's processes start: :func:`start_while`.
+- **Callback telemetry.** ``tune.run`` counts the callbacks it was given for Ray's usage
+  statistics, importing Ray's MLflow, W&B, Comet and Aim integrations to compare classes;
+  with ``mlflow`` installed (``snas[tracking]``) that import alone is ~2 s. :func:`start`
+  replaces the count with one by class name that imports nothing (same counts).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from snas.core import faults
+from snas.core.errors import ConfigError, SearchError
+
+#: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
+#: experiment state after every step of its loop (default: at most every 10 s), so a killed
+#: driver loses no trial that Tune had seen finish. The price: the state (~30 KB per trial:
+#: Tune's statistics of every metric, the checkpoint list, the last result; the space is
+#: bound to the trainable once, ``Experiment.trainable_params``) is rewritten every step, so
+#: a search's per-trial cost grows with its trial count (``benchmarks/search.py
+#: --scaling``). ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy
+#: reporter, which ``verbose=0`` silences (snas prints its own progress).
+#: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no JSON, CSV and TensorBoard files per trial
+#: written by the driver after every result (the store has every result; the ``tracking``
+#: section asks for TensorBoard or MLflow explicitly).
+TUNE_ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "0", "RAY_AIR_NEW_OUTPUT": "0",
+            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+
+#: What the prestarted workers of a local Ray import before they take work: the trainable
+#: (torch, Ray Tune, the models and kernels) and ``torch._dynamo``, which torch imports when
+#: the first optimizer is built (``Optimizer.add_param_group`` is wrapped by
+#: ``torch._disable_dynamo``; ~2 s with the sympy it pulls in).
+PRELOAD = ("trainables.tune_trainable", "torch._dynamo")
+
+T = TypeVar("T")
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to the Ray at ``address`` (None: start a local one); no-op when connected."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    options: dict[str, Any] = {}
+    if address is None:  # a cluster's workers were configured when it started
+        options["_system_config"] = {"preload_python_modules": list(PRELOAD)}
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=True, logging_level="ERROR",
+                 runtime_env=faults.runtime_env(), **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray instance"
+        raise SearchError(f"cannot connect to Ray at {where}: {' '.join(str(exc).split())}"
+                          ) from None
+
+
+def start(address: str | None) -> None:
+    """Everything a Tune run needs before its ``Tuner`` exists: :data:`TUNE_ENV`, the
+    adapters (module docstring), Ray."""
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
+    _trial_actors_take_prestarted_workers()
+    _count_callbacks_without_imports()
+    init_ray(address)
+
+
+def start_while(address: str | None, prepare: Callable[[], T]) -> T:
+    """:func:`start` Ray while ``prepare()`` runs in a thread; what ``prepare`` returns.
+
+    An error of ``prepare`` (a bad config) wins over one of Ray's start, and is raised once
+    both are done (Ray, once started, is shut down at exit as always).
+    """
+    import ray
+
+    if ray.is_initialized():
+        start(address)
+        return prepare()
+    with ThreadPoolExecutor(1, thread_name_prefix="snas-prepare") as pool:
+        prepared = pool.submit(prepare)
+        try:
+            start(address)
+        except BaseException:
+            prepared.result()  # raises the config error, if any, instead
+            raise
+        return prepared.result()
+
+
+def _trial_actors_take_prestarted_workers() -> None:
+    """Drop Tune's default ``PL_DISABLE_FORK`` runtime env of trainable actors (see the
+    module docstring); a Ray without that table is left as it is."""
+    try:
+        from ray.tune.execution import class_cache
+    except ImportError:
+        return
+    defaults = getattr(class_cache, "DEFAULT_ENV_VARS", None)
+    if isinstance(defaults, dict):
+        defaults.pop("PL_DISABLE_FORK", None)
+
+
+#: The callback classes Ray's usage statistics count by name, next to Tune's defaults.
+_INTEGRATION_CALLBACKS = ("WandbLoggerCallback", "MLflowLoggerCallback",
+                          "CometLoggerCallback", "AimLoggerCallback")
+
+
+def _count_callbacks(callbacks: Any) -> dict[str, int]:
+    """Ray's ``_count_callbacks`` by class name: the same counts, no integration imports."""
+    from ray.tune import Callback
+    from ray.tune.logger import LoggerCallback
+    from ray.tune.utils.callback import DEFAULT_CALLBACK_CLASSES
+
+    built_in = {*_INTEGRATION_CALLBACKS, *(cls.__name__ for cls in DEFAULT_CALLBACK_CLASSES)}
+    counts: dict[str, int] = defaultdict(int)
+    for callback in callbacks or []:
+        if not isinstance(callback, Callback):
+            continue
+        name = type(callback).__name__
+        if name in built_in:
+            counts[name] += 1
+        elif isinstance(callback, LoggerCallback):
+            counts["CustomLoggerCallback"] += 1
+        else:
+            counts["CustomCallback"] += 1
+    return counts
+
+
+def _count_callbacks_without_imports() -> None:
+    try:
+        from ray.air._internal import usage
+    except ImportError:
+        return
+    if callable(getattr(usage, "_count_callbacks", None)):
+        usage._count_callbacks = _count_callbacks
+
+
+def _amount(value: float, unit: str) -> str:
+    return f"{value:g} {unit}{'' if value == 1 else 's'}"
+
+
+def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuse per-trial resources that no alive node of the connected Ray cluster has.
+
+    Tune would keep such trials pending forever without a word. A cluster that grows
+    (an autoscaler adding nodes later) is judged by the nodes it has now.
+    """
+    import ray
+
+    nodes = [node.get("Resources") or {} for node in ray.nodes() if node.get("Alive")]
+    cpus = [float(r.get("CPU", 0)) for r in nodes]
+    gpus = [float(r.get("GPU", 0)) for r in nodes]
+    if any(c >= cpus_per_trial and g >= gpus_per_trial for c, g in zip(cpus, gpus)):
+        return
+    gpu_short = not any(g >= gpus_per_trial for g in gpus)
+    cpu_short = not any(c >= cpus_per_trial for c in cpus)
+    # The node closest to fitting: most of the resource that is short, then the other.
+    c, g = max(zip(cpus, gpus), key=(lambda n: n[::-1]) if gpu_short else (lambda n: n),
+               default=(0.0, 0.0))
+    largest = f"largest: {_amount(g, 'GPU')}, {_amount(c, 'CPU')}"
+    if gpu_short or cpu_short:
+        key, value, unit = (("gpus_per_trial", gpus_per_trial, "GPU") if gpu_short
+                            else ("cpus_per_trial", cpus_per_trial, "CPU"))
+        raise ConfigError(f"resources.{key}={value:g} but no node of the Ray cluster has "
+                          f"{_amount(value, unit)} ({largest})")
+    raise ConfigError(f"resources.cpus_per_trial={cpus_per_trial:g} and resources."
+                      f"gpus_per_trial={gpus_per_trial:g} but no node of the Ray cluster has "
+                      f"{_amount(cpus_per_trial, 'CPU')} and {_amount(gpus_per_trial, 'GPU')} "
+                      f"together ({largest})")
+
+
+def resources_preflight(resources: Mapping[str, float], address: str | None = None
+                        ) -> Callable[[], None]:
+    """A :func:`run` ``preflight`` checking an :attr:`Experiment.resources` mapping
+    (``{"cpu": ..., "gpu": ...}``) against the cluster.
+
+    On the local Ray that snas starts (``address`` None) the nodes are all there is, so a
+    shortfall is an error. On a cluster (``--address``) an autoscaler may still add a node
+    that fits (``cluster.yaml`` scales GPU workers from zero), so a shortfall is a warning
+    on stderr and the search waits for it.
+    """
+
+    def check() -> None:
+        cpus, gpus = float(resources.get("cpu", 1)), float(resources.get("gpu", 0))
+        try:
+            check_cluster_resources(cpus, gpus)
+        except ConfigError as exc:
+            if address is None:
+                raise
+            print(f"snas: warning: {exc}; trials wait until the cluster has such a node "
+                  "(an autoscaler may add one)", file=sys.stderr, flush=True)
+
+    return check
+
+
+__all__ = ["PRELOAD", "TUNE_ENV", "check_cluster_resources", "init_ray", "resources_preflight",
+           "start", "start_while"]

@@ -1,0 +1,110 @@
+"""snas.ray_session: the adapters that keep a search's start-up short, and the script's exit.
+
+The local-Ray and telemetry checks run in fresh subprocesses: the test session's shared Ray
+was started without snas' options, and ``sys.modules`` there already holds everything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from snas.store import ResultsStore
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _python(code: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_callback_count_matches_rays_without_importing_integrations():
+    out = _python("""
+        import sys
+        from ray import tune
+        from ray.tune.logger import LoggerCallback
+        from ray.tune.logger.csv import CSVLoggerCallback
+        from snas.ray_session import _count_callbacks
+
+        class Mine(tune.Callback): pass
+        class MyLogger(LoggerCallback): pass
+        callbacks = [Mine(), Mine(), MyLogger(), CSVLoggerCallback(), object()]
+        ours = dict(_count_callbacks(callbacks))
+        heavy = [m for m in ("mlflow", "wandb", "ray.air.integrations.mlflow") if m in sys.modules]
+        from ray.air._internal.usage import _count_callbacks as rays
+        print(ours == dict(rays(callbacks)), ours, heavy)
+    """)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "True", out.stdout
+    assert "'CustomCallback': 2" in out.stdout and "'CSVLoggerCallback': 1" in out.stdout
+    assert out.stdout.rstrip().endswith("[]"), out.stdout  # nothing heavy was imported
+
+
+def test_tune_actors_get_no_runtime_env_of_their_own():
+    """Without one, Ray hands a trial actor an idle prestarted worker (no new process)."""
+    out = _python("""
+        from ray.tune import Trainable
+        from ray.tune.execution.class_cache import _ActorClassCache
+        from snas.ray_session import _trial_actors_take_prestarted_workers
+
+        class T(Trainable): pass
+        before = _ActorClassCache().get(T)._default_options["runtime_env"]
+        _trial_actors_take_prestarted_workers()
+        class U(Trainable): pass
+        after = _ActorClassCache().get(U)._default_options["runtime_env"]
+        print(before, after)
+    """)
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.strip().rsplit(" ", 1)
+    assert "PL_DISABLE_FORK" in before, out.stdout  # Tune's default
+    assert after == "{}", out.stdout  # an empty env_vars: Ray keeps no runtime env at all
+
+
+def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable():
+    out = _python("""
+        import sys, threading, ray
+        from snas.core.errors import ConfigError
+        from snas.ray_session import start_while
+
+        def fails():
+            raise ConfigError("budget.max_fraction=2 is not a fraction")
+        try:
+            start_while(None, fails)
+        except ConfigError as exc:
+            print("error:", exc, "| ray up:", ray.is_initialized())
+
+        @ray.remote
+        def modules():
+            return [m in sys.modules for m in ("trainables.tune_trainable", "torch._dynamo")]
+        print("preloaded:", ray.get(modules.remote()))
+        print("prepared in:", start_while(None, lambda: threading.current_thread().name))
+    """)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    # The config error is what the user sees, once Ray's start (which ran meanwhile) is done.
+    assert lines[0] == "error: budget.max_fraction=2 is not a fraction | ray up: True", lines
+    assert lines[1] == "preloaded: [True, True]", lines
+    # Ray already up: prepare runs in the caller's thread.
+    assert lines[2] == "prepared in: MainThread", lines
+
+
+def test_script_exit_keeps_the_code_and_folds_the_sqlite_log(tmp_path):
+    """``snas`` ends with os._exit: the exit code, the output and the store survive it."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    store = ResultsStore(url)
+    for name in ("a", "b"):
+        store.create_search(name, "x: 1\n", {}, "random", 1, str(tmp_path / name), {})
+    store.close()
+    script = [sys.executable, "-m", "snas.cli"]
+    deleted = subprocess.run([*script, "delete", "a", "--yes", "--store", url],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "deleted search 'a'" in deleted.stdout
+    assert not Path(f"{tmp_path}/r.db-wal").exists()  # every connection was closed
+    missing = subprocess.run([*script, "delete", "zzz", "--yes", "--store", url],
+                             capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert missing.returncode == 2 and missing.stderr.startswith("snas: error:"), missing
+    assert [s["name"] for s in ResultsStore(url, read_only=True).list_searches()] == ["b"]
