@@ -256,8 +256,9 @@ def main() -> None:
         out["fixed_cost_seconds"] = cli["wall_seconds"] - cli["trial_seconds"]
         out["snas_train_epoch_seconds"] = time_snas_train_epoch(args.width, args.epochs)
 
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                 logging_level="ERROR")
+        from snas.ray_session import start
+
+        start(None)  # the local Ray `snas search` starts (workers preload the trainable)
         runs = {}
         for name, kw in {
             "fifo": dict(samples=args.samples, epochs=args.epochs, concurrent=2,

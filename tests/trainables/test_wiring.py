@@ -231,6 +231,26 @@ def test_elongation_skipped_above_cap():
     assert r["q1d"] is None
 
 
+@pytest.mark.parametrize("n", [40, 150])
+def test_elongation_layout_is_networkxs_kamada_kawai(n):
+    """The cheaper cost function minimises the same energy from the same start: the layout
+    (up to networkx's final rescaling) and so the elongation match nx.kamada_kawai_layout."""
+    from snas.core.graphs import _kamada_kawai_layout
+
+    g = nx.connected_watts_strogatz_graph(n, 4, 0.1, seed=1)
+    theirs = nx.kamada_kawai_layout(g, dist=dict(nx.shortest_path_length(g)))
+    ours = _kamada_kawai_layout(g)
+
+    def ratio(xy):
+        var = np.linalg.svd(xy - xy.mean(axis=0), compute_uv=False) ** 2
+        return var[0] / var.sum()
+
+    expected = np.array([theirs[v] for v in g])
+    assert ratio(ours) == pytest.approx(ratio(expected), abs=1e-9)
+    rescaled = nx.rescale_layout(ours.copy(), scale=1)
+    np.testing.assert_allclose(rescaled, expected, atol=1e-6)
+
+
 def test_elongation_is_deterministic():
     g = diamond_ladder(5)
     assert graph_statistics(g)["elongation"] == graph_statistics(g)["elongation"]
