@@ -259,16 +259,21 @@ def main() -> None:
         from snas.ray_session import start
 
         start(None)  # the local Ray `snas search` starts (workers preload the trainable)
+        # A warm-up search first (not reported): the first search on a new Ray takes its
+        # actors' workers while the prestarted ones are still importing; every search after
+        # it starts its trial actors in new worker processes (the previous search's ended),
+        # so the searches compared below all start alike.
         runs = {}
         for name, kw in {
-            "fifo": dict(samples=args.samples, epochs=args.epochs, concurrent=2,
-                         scheduler="fifo"),
-            "asha": dict(samples=args.samples, epochs=args.epochs, concurrent=2,
-                         scheduler="asha", reduction=args.reduction_factor),
+            "warm_up": dict(samples=2, epochs=1, concurrent=2, scheduler="fifo"),
             "c1_n2": dict(samples=2, epochs=3, concurrent=1, scheduler="fifo"),
             "c1_n10": dict(samples=10, epochs=3, concurrent=1, scheduler="fifo"),
             "c2_n4": dict(samples=4, epochs=3, concurrent=2, scheduler="fifo"),
             "c2_n16": dict(samples=16, epochs=3, concurrent=2, scheduler="fifo"),
+            "fifo": dict(samples=args.samples, epochs=args.epochs, concurrent=2,
+                         scheduler="fifo"),
+            "asha": dict(samples=args.samples, epochs=args.epochs, concurrent=2,
+                         scheduler="asha", reduction=args.reduction_factor),
         }.items():
             runs[name] = run_search(name, tmp / name, width=args.width, **kw)
         ray.shutdown()

@@ -341,6 +341,11 @@ class DensitySearcher(Searcher):
         return self.cost_model.fraction([float(params[n]) for n in self.space.names])
 
     def get_state(self) -> dict:
+        return self._state(copy.deepcopy)
+
+    def _state(self, copy_learned: Any) -> dict:
+        """The state :meth:`set_state` takes, its learned part passed through
+        ``copy_learned`` (a deep copy for callers, none for pickling); subclasses add keys."""
         return {
             "format": _STATE_FORMAT,
             "searcher": type(self).__name__,
@@ -350,7 +355,7 @@ class DensitySearcher(Searcher):
             "budget": self.budget,
             "multi_objective": self.multi_objective,
             "warm_start": self.warm_start,
-            "learned": copy.deepcopy({k: v for k, v in vars(self).items() if k.endswith("_")}),
+            "learned": copy_learned({k: v for k, v in vars(self).items() if k.endswith("_")}),
         }
 
     def set_state(self, state: dict) -> None:
@@ -382,8 +387,8 @@ class DensitySearcher(Searcher):
         self._saved_stamp = stamp
 
     def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as f:
-            pickle.dump(self.get_state(), f)
+        with open(checkpoint_path, "wb") as f:  # pickling snapshots it: no deep copy first
+            pickle.dump(self._state(lambda learned: learned), f)
 
     def restore(self, checkpoint_path: str) -> None:
         try:

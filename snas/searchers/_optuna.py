@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import optuna
 from optuna.distributions import FloatDistribution
@@ -117,7 +118,7 @@ class OptunaSearcher(DensitySearcher):
             search._ot_study.add_trial(optuna.trial.create_trial(
                 params=params, distributions=search._space, values=values))
 
-    def get_state(self) -> dict:
-        state = super().get_state()
+    def _state(self, copy_learned: Any) -> dict:
+        state = super()._state(copy_learned)
         state["sampler"] = self.sampler
         return state

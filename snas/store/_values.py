@@ -7,6 +7,7 @@ metrics dict, and the objective a stored search optimises (:func:`search_objecti
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import numbers
 import os
@@ -68,9 +69,19 @@ def jsonable(value: Any, where: str) -> Any:
 
 
 def json_dict(value: Any, where: str) -> dict[str, Any]:
+    """``value`` (a mapping) as plain JSON data (:func:`jsonable`).
+
+    Data that is plain JSON already (a wiring graph read back from its file) is returned as
+    it is: ``json.dumps`` (C) checks it ~10x faster than the walk, and the store's JSON
+    column writes the same text from it.
+    """
     if not isinstance(value, Mapping):
         raise ValueError(f"{where} must be a dict, got {type(value).__name__}")
-    return jsonable(value, where)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):  # numpy values, NaN, objects: converted (or refused)
+        return jsonable(value, where)
+    return value
 
 
 def number_columns(data: Mapping[str, Any], names: Sequence[str], where: str

@@ -108,3 +108,41 @@ def test_script_exit_keeps_the_code_and_folds_the_sqlite_log(tmp_path):
                              capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert missing.returncode == 2 and missing.stderr.startswith("snas: error:"), missing
     assert [s["name"] for s in ResultsStore(url, read_only=True).list_searches()] == ["b"]
+
+
+def test_tune_saves_its_experiment_state_only_when_it_changed(ray_address, tmp_path,
+                                                               monkeypatch):
+    """A driver waiting on a slow trial loops every 0.1 s; only steps that changed the
+    experiment write the state (a 4 x 0.5 s trial: a handful of saves, not one per step)."""
+    import time
+
+    from ray import tune
+    from ray.tune.execution.tune_controller import TuneController
+
+    from snas.ray_session import start
+
+    start(ray_address)
+    counts = {"steps": 0, "saves": 0}
+    step, save = TuneController.step, TuneController.save_to_dir
+
+    def counted_step(self):
+        counts["steps"] += 1
+        return step(self)
+
+    def counted_save(self):
+        counts["saves"] += 1
+        return save(self)
+
+    monkeypatch.setattr(TuneController, "step", counted_step)
+    monkeypatch.setattr(TuneController, "save_to_dir", counted_save)
+
+    def slow(config):
+        for i in range(4):
+            time.sleep(0.5)
+            tune.report({"i": i})
+
+    tune.Tuner(slow, run_config=tune.RunConfig(storage_path=str(tmp_path), name="slow",
+                                               verbose=0)).fit()
+    assert counts["steps"] >= 20, counts
+    assert counts["saves"] < counts["steps"] / 2, counts
+    assert list((tmp_path / "slow").glob("experiment_state-*.json"))  # it did save
