@@ -11,12 +11,11 @@ estimated.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from snas.core.config import SpaceConfig, to_dict
 from snas.core.errors import ConfigError
+from snas.core.machine import physical_memory
 from trainables.kernels import make_kernel
 from trainables.models import build_model
 
@@ -36,14 +35,6 @@ def training_bytes(space: SpaceConfig, input_shape: tuple[int, ...], num_classes
     cfg = space.training
     states = 2 if cfg.optimizer == "adamw" else (1 if cfg.momentum > 0 else 0)
     return resident + trainable * (1 + states)
-
-
-def physical_memory() -> int | None:
-    """This machine's physical memory in bytes (None where the OS does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def device_memory(device: str) -> tuple[int | None, str]:

@@ -79,16 +79,30 @@ def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable()
         @ray.remote
         def modules():
             return [m in sys.modules for m in ("trainables.tune_trainable", "torch._dynamo")]
-        print("preloaded:", ray.get(modules.remote()))
+        from snas.ray_session import _preload_fits
+        print("preloaded:", ray.get(modules.remote()) == [_preload_fits()] * 2)
         print("prepared in:", start_while(None, lambda: threading.current_thread().name))
     """)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     # The config error is what the user sees, once Ray's start (which ran meanwhile) is done.
     assert lines[0] == "error: budget.max_fraction=2 is not a fraction | ray up: True", lines
-    assert lines[1] == "preloaded: [True, True]", lines
+    assert lines[1] == "preloaded: True", lines  # where one worker per CPU fits (8 x memory)
     # Ray already up: prepare runs in the caller's thread.
     assert lines[2] == "prepared in: MainThread", lines
+
+
+def test_preload_only_where_a_worker_per_cpu_fits_in_an_eighth_of_memory(monkeypatch):
+    import snas.core.machine as machine
+    from snas import ray_session
+
+    monkeypatch.setattr(ray_session.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(machine, "physical_memory", lambda: 256 * 2**30)
+    assert not ray_session._preload_fits()  # 64 x 0.6 GB > 32 GB
+    monkeypatch.setattr(machine, "physical_memory", lambda: 512 * 2**30)
+    assert ray_session._preload_fits()
+    monkeypatch.setattr(machine, "physical_memory", lambda: None)
+    assert not ray_session._preload_fits()
 
 
 def test_script_exit_keeps_the_code_and_folds_the_sqlite_log(tmp_path):
