@@ -10,7 +10,8 @@ Results flow back through :class:`StoreCallback`, which writes every trial, epoc
 and wiring graph to the results store from the driver.
 
 Fault tolerance: trials checkpoint every epoch and Tune saves its experiment state after
-every step of its loop (``TUNE_GLOBAL_CHECKPOINT_S=0``, set by :func:`snas.ray_session.start`),
+every step of its loop that changed it (``TUNE_GLOBAL_CHECKPOINT_S=0`` and the on-change
+gate, both set by :func:`snas.ray_session.start`),
 so after a hard kill of the driver ``snas resume NAME`` (``Tuner.restore``) re-runs no
 finished trial; the store's writes are idempotent, so replayed results add no duplicate
 rows.

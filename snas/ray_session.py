@@ -52,7 +52,8 @@ from snas.core import faults
 from snas.core.errors import ConfigError, SearchError
 
 #: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
-#: experiment state after every step of its loop (default: at most every 10 s), so a killed
+#: experiment state after every step of its loop (default: at most every 10 s; snas skips
+#: the steps that changed nothing, module docstring), so a killed
 #: driver loses no trial that Tune had seen finish. The price: the state (~30 KB per trial:
 #: Tune's statistics of every metric, the checkpoint list, the last result; the space is
 #: bound to the trainable once, ``Experiment.trainable_params``) is rewritten every step, so

@@ -87,7 +87,8 @@ class Experiment:
         trainable_params: keyword arguments of the trainable's ``setup`` shared by every
             trial (``tune.with_parameters``: put in Ray's object store once, so they are
             not copied into every trial's config, results, checkpoints' metadata and
-            Tune's experiment state, which Tune saves after every loop step).
+            Tune's experiment state, which Tune rewrites whole after every loop step
+            that changed it).
         resources: per trial, e.g. ``{"cpu": 1, "gpu": 0}``.
         param_space: Tune's ``param_space`` (the searcher fills in the rest); not with
             ``configs``.
@@ -208,7 +209,8 @@ def _checkpoint_config(policy: str) -> Any:
     if policy == "recent":
         # Tune deletes a trial's older checkpoints only after saving an experiment state
         # that no longer points at them (with num_to_keep it forces that save every
-        # num_to_keep checkpoints; snas saves it after every loop step anyway, TUNE_ENV), so
+        # num_to_keep checkpoints; snas saves it after every step that registered one
+        # anyway, snas.ray_session), so
         # a restore after a hard kill always finds the checkpoint its state names. Two, not
         # one: the newest may still be being written when the driver dies.
         return tune.CheckpointConfig(num_to_keep=RECENT_CHECKPOINTS, checkpoint_frequency=1,

@@ -371,8 +371,8 @@ class DensitySearcher(Searcher):
         vars(self).update(state["learned"])
         self._touch()
 
-    # Tune saves the searcher after every step of its loop (the controller's experiment
-    # state, TUNE_GLOBAL_CHECKPOINT_S=0), but the state changes only when a trial is
+    # Tune saves the searcher with every experiment-state save (after every loop step that
+    # changed the experiment, snas.ray_session), but the state changes only when a trial is
     # suggested or completes (or is restored): an unchanged state is not pickled again, the
     # file of the last save is still current. ``_version`` counts the changes.
     def _touch(self) -> None:
