@@ -75,10 +75,10 @@ def entry() -> NoReturn:
 
     Once a command has returned, the process's exit handlers run (Ray's shutdown among
     them), every results store is closed (SQLite folds its write-ahead log back into the
-    file) and the output flushed; then ``os._exit`` skips the
-    interpreter's teardown of its modules, which after a search (torch's and Ray's native
-    state) takes ~2 s and does nothing a finished command needs. An uncaught error or
-    ``SystemExit`` (``--help``, a usage error) ends the normal way.
+    file) and the output is flushed; then ``os._exit`` skips the interpreter's teardown of
+    its modules, which after a search (torch's and Ray's native state) takes ~2 s and does
+    nothing a finished command needs. An uncaught error or ``SystemExit`` (``--help``, a
+    usage error) ends the normal way.
     """
     code = main()
     atexit._run_exitfuncs()
