@@ -362,7 +362,8 @@ def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: s
                              space.training.epochs, space.search.num_samples, quiet=quiet)
     from snas.tracking import tracking_callbacks  # MLflow, TensorBoard (Tune callbacks)
 
-    tracked = tracking_callbacks(space.tracking, name)  # a missing package: ConfigError
+    # A missing package: ConfigError. The space is no trial config's part: given once.
+    tracked = tracking_callbacks(space.tracking, name, {"space": space.to_dict()})
     return runner.Experiment(
         name=name, storage_path=storage_path, trainable=SnasTrainable,
         trainable_params={"space": space.to_dict()},

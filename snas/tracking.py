@@ -4,8 +4,9 @@ Nothing here logs by itself: :func:`tracking_callbacks` returns Ray Tune's own l
 callbacks, which run on the driver beside :class:`~snas.controller.StoreCallback`:
 
 * ``tracking.mlflow`` -> ``ray.air.integrations.mlflow.MLflowLoggerCallback``: one MLflow
-  run per trial (named after the trial, tagged ``snas_search``), the trial's config as
-  params (flattened: ``d_00``..., ``space/training/lr``...), every reported result as
+  run per trial (named after the trial, tagged ``snas_search``), the trial's config and
+  the search's space as params (flattened: ``d_00``..., ``space/training/lr``...; the space
+  is bound to the trainable once, not in each config), every reported result as
   metrics with ``step`` = the epoch (``training_iteration``), no artifacts. Tune's result
   also carries the config; :class:`MLflowCallback` leaves that copy out of the metrics
   (it is in the params; TBXLoggerCallback leaves it out too), which halves the writes.
@@ -37,7 +38,19 @@ def _mlflow_callback_class() -> type:
 
     class MLflowCallback(MLflowLoggerCallback):
         """Tune's MLflow logger, less the config copy in every result (logged once, as
-        params)."""
+        params), plus ``search_params``: params every trial's run gets besides its config
+        (the search's space, which the trials' configs do not carry)."""
+
+        def __init__(self, *args: Any, search_params: dict | None = None,
+                     **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.search_params = dict(search_params or {})
+
+        def log_trial_start(self, trial: Any) -> None:
+            super().log_trial_start(trial)
+            if self.search_params and not self.log_params_on_trial_end:
+                self.mlflow_util.log_params(run_id=self._trial_runs[trial],
+                                            params_to_log=self.search_params)
 
         def log_trial_result(self, iteration: int, trial: Any, result: dict) -> None:
             super().log_trial_result(iteration, trial,
@@ -82,8 +95,10 @@ def _open_mlflow_store(mlflow: Any, uri: str | None) -> None:
                           f"{shown!r}: {first}") from None
 
 
-def tracking_callbacks(tracking: TrackingConfig, search_name: str) -> list[Any]:
-    """The Tune callbacks of ``tracking`` for search ``search_name`` (empty: no tracking)."""
+def tracking_callbacks(tracking: TrackingConfig, search_name: str,
+                       search_params: dict | None = None) -> list[Any]:
+    """The Tune callbacks of ``tracking`` for search ``search_name`` (empty: no tracking);
+    ``search_params`` go to every MLflow run as params next to the trial's config."""
     callbacks: list[Any] = []
     if tracking.tensorboard:
         _require("tensorboardX", "tracking.tensorboard")
@@ -96,7 +111,8 @@ def tracking_callbacks(tracking: TrackingConfig, search_name: str) -> list[Any]:
         callbacks.append(__getattr__("MLflowCallback")(
             tracking_uri=tracking.mlflow.uri,
             experiment_name=mlflow_experiment(tracking, search_name),
-            tags={"snas_search": search_name}, save_artifact=False))
+            tags={"snas_search": search_name}, save_artifact=False,
+            search_params=search_params))
     return callbacks
 
 
