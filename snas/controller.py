@@ -362,16 +362,23 @@ def _experiment(space: SpaceConfig, layers: Sequence[Mapping[str, Any]], name: s
                              space.training.epochs, space.search.num_samples, quiet=quiet)
     from snas.tracking import tracking_callbacks  # MLflow, TensorBoard (Tune callbacks)
 
-    # A missing package: ConfigError. The space is no trial config's part: given once.
-    tracked = tracking_callbacks(space.tracking, name, {"space": space.to_dict()})
+    bound = _trainable_params(space)
+    # A missing package: ConfigError. MLflow logs the bound space once per run as params.
+    tracked = tracking_callbacks(space.tracking, name, bound)
     return runner.Experiment(
         name=name, storage_path=storage_path, trainable=SnasTrainable,
-        trainable_params={"space": space.to_dict()},
+        trainable_params=bound,
         resources=_resources(space), param_space=param_space, searcher=searcher,
         scheduler=scheduler, num_samples=space.search.num_samples,
         callbacks=(callback, *tracked),
         metric=space.search.metric, mode=space.search.mode, checkpoints="recent",
         max_failures=space.resources.max_failures)
+
+
+def _trainable_params(space: SpaceConfig) -> dict[str, Any]:
+    """What a search binds to its trainable once (``Experiment.trainable_params``) rather
+    than copying it into every trial's config: the space."""
+    return {"space": space.to_dict()}
 
 
 def _resources(space: SpaceConfig) -> dict[str, float]:
@@ -443,7 +450,7 @@ def resume_search(name: str, store: ResultsStore, address: str | None = None,
     return runner.resume(store, name, SnasTrainable, _resources(space), fresh=fresh,
                          address=address or params.get("address"),
                          on_complete=_record_pareto_front,
-                         trainable_params={"space": space.to_dict()})
+                         trainable_params=_trainable_params(space))
 
 
 __all__ = ["SearchRequest", "StoreCallback", "check_search_name", "default_storage_path",

@@ -52,14 +52,14 @@ from snas.core import faults
 from snas.core.errors import ConfigError, SearchError
 
 #: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
-#: experiment state after every step of its loop (default: at most every 10 s; snas skips
-#: the steps that changed nothing, module docstring), so a killed
-#: driver loses no trial that Tune had seen finish. The price: the state (~30 KB per trial:
-#: Tune's statistics of every metric, the checkpoint list, the last result; the space is
-#: bound to the trainable once, ``Experiment.trainable_params``) is rewritten every step, so
-#: a search's per-trial cost grows with its trial count (``benchmarks/search.py
-#: --scaling``). ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy
-#: reporter, which ``verbose=0`` silences (snas prints its own progress).
+#: experiment state after every step of its loop (default: at most every 10 s), and snas
+#: skips the steps that changed nothing (module docstring), so a killed driver loses no
+#: trial that Tune had seen finish. The price: each save rewrites the whole state (~30 KB
+#: per trial: Tune's statistics of every metric, the checkpoint list, the last result; the
+#: space is bound to the trainable once, ``Experiment.trainable_params``), so a search's
+#: per-trial cost grows with its trial count (``benchmarks/search.py --scaling``).
+#: ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy reporter, which ``verbose=0`` silences (snas
+#: prints its own progress).
 #: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no JSON, CSV and TensorBoard files per trial
 #: written by the driver after every result (the store has every result; the ``tracking``
 #: section asks for TensorBoard or MLflow explicitly).
@@ -262,7 +262,7 @@ def check_cluster_resources(cpus_per_trial: float, gpus_per_trial: float) -> Non
 
 def resources_preflight(resources: Mapping[str, float], address: str | None = None
                         ) -> Callable[[], None]:
-    """A :func:`run` ``preflight`` checking an :attr:`Experiment.resources` mapping
+    """A :func:`snas.runner.run` ``preflight`` checking an :attr:`Experiment.resources` mapping
     (``{"cpu": ..., "gpu": ...}``) against the cluster.
 
     On the local Ray that snas starts (``address`` None) the nodes are all there is, so a

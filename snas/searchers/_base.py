@@ -27,7 +27,7 @@ import math
 import numbers
 import os
 import pickle
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -343,7 +343,7 @@ class DensitySearcher(Searcher):
     def get_state(self) -> dict:
         return self._state(copy.deepcopy)
 
-    def _state(self, copy_learned: Any) -> dict:
+    def _state(self, copy_learned: Callable[[dict], dict]) -> dict:
         """The state :meth:`set_state` takes, its learned part passed through
         ``copy_learned`` (a deep copy for callers, none for pickling); subclasses add keys."""
         return {

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import optuna
 from optuna.distributions import FloatDistribution
@@ -118,7 +117,7 @@ class OptunaSearcher(DensitySearcher):
             search._ot_study.add_trial(optuna.trial.create_trial(
                 params=params, distributions=search._space, values=values))
 
-    def _state(self, copy_learned: Any) -> dict:
+    def _state(self, copy_learned: Callable[[dict], dict]) -> dict:
         state = super()._state(copy_learned)
         state["sampler"] = self.sampler
         return state
