@@ -49,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from snas.core import faults
+from snas.core import metrics as M
 from snas.core.errors import ConfigError, SearchError
 
 #: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
@@ -115,6 +116,7 @@ def start(address: str | None) -> None:
     _trial_actors_take_prestarted_workers()
     _count_callbacks_without_imports()
     _save_experiment_state_on_change()
+    _statistics_only_of_search_metrics()
     init_ray(address)
 
 
@@ -189,6 +191,38 @@ def _save_experiment_state_on_change() -> None:
 
     checkpoint._snas_on_change = True  # type: ignore[attr-defined]
     TuneController.checkpoint = checkpoint
+
+
+#: The result fields of which Tune keeps running statistics in each trial's state: what a
+#: search may rank by (``search.metric``) and Tune's iteration counter.
+TUNE_STATISTICS = frozenset((*M.SEARCH_METRICS, "training_iteration"))
+
+
+def _statistics_only_of_search_metrics() -> None:
+    """Have Tune keep running statistics only of :data:`TUNE_STATISTICS`.
+
+    For every numeric field of every result (the epoch's ~25 metrics and the trial's config
+    values), Tune keeps in the trial's state its min, max, mean and last value and the last 5
+    and 10 values with their means, and every experiment-state save rewrites all of it: ~15
+    of a trial's ~29 KB in ``experiment_state-*.json``. Nothing in snas reads them (the store
+    has every result; the scheduler and searcher get the results themselves), and Tune's own
+    ``ResultGrid.get_best_result`` needs them only for the metric it ranks by, so the other
+    fields are left out. A Tune without ``_TrainingRunMetadata.update_metric`` keeps all.
+    """
+    try:
+        from ray.tune.trainable.metadata import _TrainingRunMetadata
+    except ImportError:
+        return
+    original = getattr(_TrainingRunMetadata, "update_metric", None)
+    if original is None or getattr(original, "_snas_filtered", False):
+        return
+
+    def update_metric(self: Any, metric: str, value: Any, step: int | None = 1) -> None:
+        if metric in TUNE_STATISTICS:
+            original(self, metric, value, step=step)
+
+    update_metric._snas_filtered = True  # type: ignore[attr-defined]
+    _TrainingRunMetadata.update_metric = update_metric
 
 
 #: The callback classes Ray's usage statistics count by name, next to Tune's defaults.
@@ -284,5 +318,5 @@ def resources_preflight(resources: Mapping[str, float], address: str | None = No
     return check
 
 
-__all__ = ["PRELOAD", "TUNE_ENV", "check_cluster_resources", "init_ray", "resources_preflight",
+__all__ = ["PRELOAD", "TUNE_ENV", "TUNE_STATISTICS", "check_cluster_resources", "init_ray", "resources_preflight",
            "start", "start_while"]

@@ -160,3 +160,30 @@ def test_tune_saves_its_experiment_state_only_when_it_changed(ray_address, tmp_p
     assert counts["steps"] >= 20, counts
     assert counts["saves"] < counts["steps"] / 2, counts
     assert list((tmp_path / "slow").glob("experiment_state-*.json"))  # it did save
+
+
+def test_tune_keeps_statistics_only_of_the_search_metrics(ray_address, tmp_path):
+    """Each trial's saved state holds running statistics of the metrics a search may rank by
+    and Tune's iteration counter, not of every result field and config value."""
+    import json
+
+    from ray import tune
+
+    from snas.core import metrics as M
+    from snas.ray_session import TUNE_STATISTICS, start
+
+    start(ray_address)
+
+    def reports(config):
+        for i in range(3):
+            tune.report({M.VAL_ACCURACY: 0.5 + i / 10, M.EPOCH_SECONDS: 0.1, M.LR: 0.01})
+
+    grid = tune.Tuner(reports, param_space={"d_00": 0.5}, tune_config=tune.TuneConfig(
+        metric=M.VAL_ACCURACY, mode="max"), run_config=tune.RunConfig(
+        storage_path=str(tmp_path), name="stats", verbose=0)).fit()
+    assert grid.get_best_result().metrics[M.VAL_ACCURACY] == 0.7  # Tune still ranks
+    state = json.loads(next((tmp_path / "stats").glob("experiment_state-*.json")).read_text())
+    (_, metadata), = state["trial_data"]
+    analysis = json.loads(metadata)["metric_analysis"]
+    assert set(analysis) == {M.VAL_ACCURACY, "training_iteration"} <= TUNE_STATISTICS
+    assert analysis[M.VAL_ACCURACY]["max"] == 0.7
