@@ -33,6 +33,11 @@ Where a short search's fixed cost went, and what :func:`start` does about it (me
   trial was added or changed status, reported a result, registered a checkpoint or failed,
   the searcher finished, or Tune forces the save; a skipped save would have written the
   same state as the last one, so resume keeps every guarantee.
+- **The size of each save.** Every save rewrites every trial's state, so its cost grows
+  with the trial count: Tune's running statistics of every result field are dropped except
+  those of the search metrics (:func:`_statistics_only_of_search_metrics`: ~32 -> 20 KB
+  per trial), and the state is encoded by json's C encoder instead of its Python one
+  (:func:`_tune_state_json_in_one_pass`): a 128-trial search's saves 5.2 -> 2.5 s.
 - **Callback telemetry.** ``tune.run`` counts the callbacks it was given for Ray's usage
   statistics, importing Ray's MLflow, W&B, Comet and Aim integrations to compare classes;
   with ``mlflow`` installed (``snas[tracking]``) that import alone is ~2 s. :func:`start`
@@ -117,6 +122,7 @@ def start(address: str | None) -> None:
     _count_callbacks_without_imports()
     _save_experiment_state_on_change()
     _statistics_only_of_search_metrics()
+    _tune_state_json_in_one_pass()
     init_ray(address)
 
 
@@ -225,6 +231,52 @@ def _statistics_only_of_search_metrics() -> None:
     _TrainingRunMetadata.update_metric = update_metric
 
 
+class _OnePassJSON:
+    """The ``json`` module as Tune's state writers see it after
+    :func:`_tune_state_json_in_one_pass`: ``dump`` writes one ``dumps`` string and ``dumps``
+    ignores ``indent``, so both run in the C encoder; the rest is ``json`` itself."""
+
+    def __init__(self, base: Any):
+        self._base = base
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._base, name)
+
+    def dump(self, obj: Any, fp: Any, **options: Any) -> None:
+        fp.write(self._base.dumps(obj, **options))
+
+    def dumps(self, obj: Any, *, indent: Any = None, **options: Any) -> str:
+        return self._base.dumps(obj, **options)
+
+
+#: Tune's modules that write a trial's or the experiment's state with ``json``.
+_TUNE_STATE_WRITERS = ("ray.tune.execution.tune_controller", "ray.tune.experiment.trial",
+                       "ray.tune.trainable.metadata")
+
+
+def _tune_state_json_in_one_pass() -> None:
+    """Have Tune encode its experiment state with json's C encoder.
+
+    Tune writes ``experiment_state-*.json`` with ``json.dump(state, file, cls=...)``, and
+    json runs ``dump`` (unlike ``dumps``) in its pure-Python encoder, writing hundreds of
+    small chunks; each trial's state and metadata inside it are ``json.dumps(...,
+    indent=2)``, which also takes the Python encoder (the C one has no indentation). Profiled
+    on a 128-trial search: 386 saves, 5.2 s, half of it in the Python encoder. Through
+    :class:`_OnePassJSON` the same documents (without the indentation inside the embedded
+    strings, which only Tune reads back) are encoded in one C call each.
+    """
+    import importlib
+    import json
+
+    for name in _TUNE_STATE_WRITERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if getattr(module, "json", None) is json:
+            module.json = _OnePassJSON(json)
+
+
 #: The callback classes Ray's usage statistics count by name, next to Tune's defaults.
 _INTEGRATION_CALLBACKS = ("WandbLoggerCallback", "MLflowLoggerCallback",
                           "CometLoggerCallback", "AimLoggerCallback")
@@ -318,5 +370,5 @@ def resources_preflight(resources: Mapping[str, float], address: str | None = No
     return check
 
 
-__all__ = ["PRELOAD", "TUNE_ENV", "TUNE_STATISTICS", "check_cluster_resources", "init_ray", "resources_preflight",
-           "start", "start_while"]
+__all__ = ["PRELOAD", "TUNE_ENV", "TUNE_STATISTICS", "check_cluster_resources", "init_ray",
+           "resources_preflight", "start", "start_while"]

@@ -187,3 +187,31 @@ def test_tune_keeps_statistics_only_of_the_search_metrics(ray_address, tmp_path)
     analysis = json.loads(metadata)["metric_analysis"]
     assert set(analysis) == {M.VAL_ACCURACY, "training_iteration"} <= TUNE_STATISTICS
     assert analysis[M.VAL_ACCURACY]["max"] == 0.7
+
+
+def test_tune_state_is_encoded_in_one_pass_and_reads_back_the_same(ray_address):
+    """Tune's state writers get the one-pass json (C encoder, no indentation); what it writes
+    parses to what Tune's own ``json.dump`` wrote, cloudpickled fallbacks included."""
+    import io
+    import json
+
+    from ray.tune.execution import tune_controller
+    from ray.tune.experiment import trial
+    from ray.tune.trainable import metadata
+    from ray.tune.utils.serialization import TuneFunctionDecoder, TuneFunctionEncoder
+
+    from snas.ray_session import _OnePassJSON, start
+
+    start(ray_address)
+    for module in (tune_controller, trial, metadata):
+        assert isinstance(module.json, _OnePassJSON), module
+    state = {"trial_data": [["{\"a\": 1}", "{\"b\": [1.5, null]}"]], "f": len,
+             "stats": {"start_time": 1.25, "nan": float("nan")}}
+    ours, theirs = io.StringIO(), io.StringIO()
+    tune_controller.json.dump(state, ours, cls=TuneFunctionEncoder)
+    json.dump(state, theirs, cls=TuneFunctionEncoder)
+    assert ours.getvalue() == theirs.getvalue()  # same separators, same order
+    decode = TuneFunctionDecoder(allow_cloudpickle=True).decode
+    assert decode(ours.getvalue())["f"] is len
+    indented = json.loads(metadata.json.dumps({"x": [1, 2]}, indent=2, cls=TuneFunctionEncoder))
+    assert indented == {"x": [1, 2]}
