@@ -23,9 +23,11 @@ epoch. The dataset is cached per process and shared by every trial the actor run
 
 Where a trial's time goes: every result also carries ``time_setup_s`` (building the trial:
 config, model, optimizer; the cached dataset is free after the first trial of an actor),
-``time_eval_s`` (its test evaluation, final epoch only), and the cumulative
-``time_checkpoint_s`` and ``time_wiring_s`` of the checkpoints written before it
-(``benchmarks/search.py`` adds these up).
+``time_eval_s`` (its test evaluation, final epoch only), the cumulative
+``time_checkpoint_s`` of the checkpoints written before it, and the cumulative
+``time_wiring_s`` of the wiring records built up to and including its epoch (a record is
+built before the result of its epoch is returned, so the last one is counted too;
+``benchmarks/search.py`` adds these up).
 """
 
 from __future__ import annotations
@@ -114,6 +116,7 @@ class SnasTrainable(tune.Trainable):
         self.trial = Trial(space, density_from_config(config), device=device, data=data)
         self._positions = output_positions(self.trial.model, data.input_shape)
         self._ending_epochs = ending_epochs(space)
+        self._wiring: tuple[int, Any] = (-1, None)  # (epoch, record) for save_checkpoint
         self._timing = {"time_setup_s": time.perf_counter() - began, "time_checkpoint_s": 0.0,
                         "time_wiring_s": 0.0}
 
@@ -132,6 +135,8 @@ class SnasTrainable(tune.Trainable):
             result[M.TEST_LOSS], result[M.TEST_ACCURACY] = self.trial.evaluate("test")
             result["time_eval_s"] = time.perf_counter() - began
             result["done"] = True
+        if self.trial.epoch in self._ending_epochs:  # its checkpoint follows this result
+            self._build_wiring_record()
         return {**result, **self._timing}
 
     def _flops(self) -> dict[str, int]:
@@ -145,18 +150,26 @@ class SnasTrainable(tune.Trainable):
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         began = time.perf_counter()
         checkpoint.save_state(checkpoint_dir, self.trial.state_dict())
-        saved = time.perf_counter()
-        self._timing["time_checkpoint_s"] += saved - began
+        self._timing["time_checkpoint_s"] += time.perf_counter() - began
         if self.trial.epoch in self._ending_epochs:
-            self._save_wiring_record(checkpoint_dir)
-            self._timing["time_wiring_s"] += time.perf_counter() - saved
+            if self._wiring[0] != self.trial.epoch:  # not built by step() (a direct call)
+                self._build_wiring_record()
+            if self._wiring[1] is not None:
+                checkpoint.write_wiring_record(checkpoint_dir, *self._wiring[1])
 
-    def _save_wiring_record(self, checkpoint_dir: str) -> None:
+    def _build_wiring_record(self) -> None:
+        """Build the trial's wiring record (graph, statistics) from the model in memory for
+        the checkpoint of this epoch. :meth:`step` does it at an ending epoch, so its time
+        is in the result it returns. A record that fails is None: it must not fail the
+        trial (without the file the driver rebuilds it from the checkpoint, and says why
+        if it can't)."""
+        began = time.perf_counter()
         try:
-            graph, stats = trial_wiring_record(self.trial.model, self.trial.space.model.name)
-            checkpoint.write_wiring_record(checkpoint_dir, graph, stats)
-        except Exception:  # noqa: BLE001 - a record must not fail the trial: without the
-            pass  # file the driver rebuilds it from the checkpoint (and says why if it can't)
+            record = trial_wiring_record(self.trial.model, self.trial.space.model.name)
+        except Exception:  # noqa: BLE001 - see the docstring
+            record = None
+        self._wiring = (self.trial.epoch, record)
+        self._timing["time_wiring_s"] += time.perf_counter() - began
 
     def load_checkpoint(self, checkpoint_dir: str | dict) -> None:
         directory = checkpoint_dir if isinstance(checkpoint_dir, str) else checkpoint_dir["path"]

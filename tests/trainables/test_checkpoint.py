@@ -151,6 +151,26 @@ def test_trainable_writes_the_record_at_the_final_epoch(tmp_path, model):
     assert same_json(written, wiring_record(str(final)))
 
 
+def test_the_final_record_is_built_before_the_final_result_and_counted_in_it(
+        ray_address, tmp_path, monkeypatch):
+    """Tune's order, step() then save_checkpoint(): the final epoch's record is built in
+    step(), so its time is in the last result (nothing after it could report it), and the
+    checkpoint writes that record without building it again."""
+    import trainables.tune_trainable as tt
+
+    built = []
+    real = tt.trial_wiring_record
+    monkeypatch.setattr(tt, "trial_wiring_record", lambda *a: built.append(1) or real(*a))
+    t = trainable(space(scheduler={"name": "fifo"}), 0.5)
+    first = t.step()
+    assert first["time_wiring_s"] == 0.0 and not built  # epoch 1 of 2: no record
+    final = t.step()
+    assert final["done"] and final["time_wiring_s"] > 0.0 and len(built) == 1
+    t.save_checkpoint(str(tmp_path))
+    assert len(built) == 1 and checkpoint.read_wiring_record(tmp_path) is not None
+    assert same_json(checkpoint.read_wiring_record(tmp_path), wiring_record(str(tmp_path)))
+
+
 def test_trainable_writes_the_record_at_asha_rungs(tmp_path):
     cfg = space(training={"epochs": 4},
                 scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
