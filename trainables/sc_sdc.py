@@ -157,7 +157,13 @@ class SameCapacityTrainable(SnasTrainable):
     trial's weights and masks are drawn again from a generator seeded by
     ``training.seed`` before the first epoch. ``sc_sdc`` (the trial's place in the
     comparison) is not read here.
+
+    A comparison may keep no checkpoints (``snas compare`` without ``--checkpoints``), and
+    then it wants no wiring record either (those of wide networks take many seconds): the
+    record is built only when a checkpoint is written (:attr:`wiring_record_in_step`).
     """
+
+    wiring_record_in_step = False
 
     def _build(self, config: Mapping[str, Any]) -> None:
         super()._build(config)

@@ -103,6 +103,11 @@ def _cached_dataset(dataset: DatasetConfig, device: str) -> DeviceDataset:
 class SnasTrainable(tune.Trainable):
     """Trains one density vector; see the module docstring for the config format."""
 
+    #: Build an ending epoch's wiring record in :meth:`step`, so that its time is in the
+    #: epoch's result; False: only in :meth:`save_checkpoint` (runs that may keep no
+    #: checkpoints, and so want no record).
+    wiring_record_in_step = True
+
     def setup(self, config: dict[str, Any], space: Mapping[str, Any] | None = None) -> None:
         self._space = space
         self._build(config)
@@ -135,8 +140,8 @@ class SnasTrainable(tune.Trainable):
             result[M.TEST_LOSS], result[M.TEST_ACCURACY] = self.trial.evaluate("test")
             result["time_eval_s"] = time.perf_counter() - began
             result["done"] = True
-        if self.trial.epoch in self._ending_epochs:  # its checkpoint follows this result
-            self._build_wiring_record()
+        if self.wiring_record_in_step and self.trial.epoch in self._ending_epochs:
+            self._build_wiring_record()  # for the checkpoint that follows this result
         return {**result, **self._timing}
 
     def _flops(self) -> dict[str, int]:

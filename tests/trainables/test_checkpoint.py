@@ -171,6 +171,23 @@ def test_the_final_record_is_built_before_the_final_result_and_counted_in_it(
     assert same_json(checkpoint.read_wiring_record(tmp_path), wiring_record(str(tmp_path)))
 
 
+def test_a_comparison_builds_records_only_for_checkpoints(ray_address, tmp_path, monkeypatch):
+    """``snas compare`` may keep no checkpoints: its trainable builds no record in step()
+    (wide networks' records take seconds), only when a checkpoint is written."""
+    import trainables.tune_trainable as tt
+    from trainables.sc_sdc import SameCapacityTrainable
+
+    built = []
+    real = tt.trial_wiring_record
+    monkeypatch.setattr(tt, "trial_wiring_record", lambda *a: built.append(1) or real(*a))
+    t = SameCapacityTrainable.__new__(SameCapacityTrainable)
+    t.setup({"space": space(scheduler={"name": "fifo"}).to_dict(), "density": 0.5})
+    t.step()
+    assert t.step()["done"] and not built
+    t.save_checkpoint(str(tmp_path))
+    assert len(built) == 1 and checkpoint.read_wiring_record(tmp_path) is not None
+
+
 def test_trainable_writes_the_record_at_asha_rungs(tmp_path):
     cfg = space(training={"epochs": 4},
                 scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
