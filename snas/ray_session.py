@@ -29,10 +29,15 @@ Where a short search's fixed cost went, and what :func:`start` does about it (me
   Tune rewrites its whole experiment state (every trial's, ~30 KB each) after every step
   of its loop, and a step that finds no event after 0.1 s is a step too: a driver waiting
   on running trials rewrote the file ten times a second, taking CPU from the trials
-  (27 % of a 128-trial search's wall time). :func:`start` makes a step save only when a
-  trial was added or changed status, reported a result, registered a checkpoint or failed,
-  the searcher finished, or Tune forces the save; a skipped save would have written the
-  same state as the last one, so resume keeps every guarantee.
+  (27 % of a 128-trial search's wall time). :func:`start` makes a step save only when
+  something a resume depends on changed (a trial was added, finished, failed or
+  registered a checkpoint; the searcher finished) or Tune forces the save; a change of
+  progress only (a result without a checkpoint, pending -> running) waits up to
+  :data:`PROGRESS_SAVE_PERIOD_S`. A resume from a state without that progress restarts the
+  same trials from the same checkpoints, and the store upserts the epochs they report
+  again, so every resume guarantee holds (the kill matrix in ``tests/snas/test_search.py``).
+  A 16-trial, 9-epoch search (FIFO, 2 concurrent) saved 306 times when every changed step
+  saved and saves 158 times now (about one per checkpoint); 64 one-epoch trials: 195 -> 125.
 - **The size of each save.** Every save rewrites every trial's state, so its cost grows
   with the trial count: Tune's running statistics of every result field are dropped except
   those of the search metrics (:func:`_statistics_only_of_search_metrics`: ~32 -> 20 KB
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -59,11 +65,12 @@ from snas.core.errors import ConfigError, SearchError
 
 #: Set by :func:`start` where unset. ``TUNE_GLOBAL_CHECKPOINT_S=0``: Tune saves its
 #: experiment state after every step of its loop (default: at most every 10 s), and snas
-#: skips the steps that changed nothing (module docstring), so a killed driver loses no
-#: trial that Tune had seen finish. The price: each save rewrites the whole state (~30 KB
-#: per trial: Tune's statistics of every metric, the checkpoint list, the last result; the
-#: space is bound to the trainable once, ``Experiment.trainable_params``), so a search's
-#: per-trial cost grows with its trial count (``benchmarks/search.py --scaling``).
+#: skips the steps that changed nothing a resume depends on (module docstring), so a
+#: killed driver loses no trial that Tune had seen finish. The price: each save rewrites
+#: the whole state (~20 KB per trial: the checkpoint list, the last result, statistics of
+#: the search metrics; the space is bound to the trainable once,
+#: ``Experiment.trainable_params``), so a search's per-trial cost grows with its trial
+#: count (``benchmarks/search.py --scaling``).
 #: ``RAY_AIR_NEW_OUTPUT=0``: Tune's legacy reporter, which ``verbose=0`` silences (snas
 #: prints its own progress).
 #: ``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=1``: no JSON, CSV and TensorBoard files per trial
@@ -159,18 +166,35 @@ def _trial_actors_take_prestarted_workers() -> None:
         defaults.pop("PL_DISABLE_FORK", None)
 
 
-def _experiment_key(controller: Any) -> tuple:
-    """What a Tune experiment-state save records that can change between loop steps."""
-    trials = tuple(
-        (t.trial_id, t.status, t.run_metadata.last_result_time, t.num_failures,
-         getattr(t.checkpoint, "path", None))
-        for t in controller.get_trials())
-    return trials, controller._search_alg.is_finished()
+#: Seconds between saves that would record only running trials' progress (a new result, a
+#: move among pending, running and paused), nothing a resume depends on.
+PROGRESS_SAVE_PERIOD_S = 10.0
+
+
+def _experiment_keys(controller: Any) -> tuple[tuple, tuple]:
+    """Of what a Tune experiment-state save records: (what a resume depends on, running
+    trials' progress).
+
+    A resume depends on the trials that exist (none is suggested again), which of them
+    finished and how (none is run again), each one's failures (no extra retry) and latest
+    checkpoint (where an unfinished trial restarts), and whether the searcher finished.
+    Progress is the rest that changes: a result without a checkpoint, a move among the
+    unfinished statuses. A resume from a state without it restarts the same trials from
+    the same checkpoints, and the epochs they report again are upserts in the store.
+    """
+    resume, progress = [], []
+    for t in controller.get_trials():
+        finished = t.status if t.status in (t.TERMINATED, t.ERROR) else None
+        resume.append((t.trial_id, finished, t.num_failures,
+                       getattr(t.checkpoint, "path", None)))
+        progress.append((t.status, t.run_metadata.last_result_time))
+    return (tuple(resume), controller._search_alg.is_finished()), tuple(progress)
 
 
 def _save_experiment_state_on_change() -> None:
-    """Wrap ``TuneController.checkpoint`` to skip a non-forced save of an unchanged
-    experiment (module docstring); a Tune without those attributes saves as before."""
+    """Wrap ``TuneController.checkpoint``: a non-forced save happens only when what a resume
+    depends on changed, or progress did and :data:`PROGRESS_SAVE_PERIOD_S` passed since the
+    last save (module docstring); a Tune without those attributes saves as before."""
     try:
         from ray.tune.execution.tune_controller import TuneController
     except ImportError:
@@ -182,17 +206,20 @@ def _save_experiment_state_on_change() -> None:
     def checkpoint(self: Any, force: bool = False, wait: bool = False) -> None:
         try:
             manager = self._checkpoint_manager
-            key = _experiment_key(self)
-            unchanged = (not force and not manager._should_force_sync_up
-                         and key == getattr(self, "_snas_saved_key", None))
+            resume, progress = _experiment_keys(self)
+            saved = getattr(self, "_snas_saved", None)  # (resume, progress, monotonic time)
+            due = (force or manager._should_force_sync_up or saved is None
+                   or resume != saved[0]
+                   or (progress != saved[1]
+                       and time.monotonic() - saved[2] >= PROGRESS_SAVE_PERIOD_S))
         except AttributeError:  # another Tune: no skipping
             return original(self, force=force, wait=wait)
-        if unchanged:
+        if not due:
             return None
         saved_before = manager._last_save_time
         original(self, force=force, wait=wait)
         if manager._last_save_time != saved_before:  # it saved (not throttled by a period)
-            self._snas_saved_key = key
+            self._snas_saved = (resume, progress, time.monotonic())
         return None
 
     checkpoint._snas_on_change = True  # type: ignore[attr-defined]

@@ -10,6 +10,22 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_restored():
+    """Every test gets the process's torch thread count back as it found it: a trainable
+    built in-process sets it (``SnasTrainable`` takes ``OMP_NUM_THREADS``, as a Tune actor
+    should), and training results depend on it (reduction order), so a later test would
+    otherwise train differently depending on which tests ran before it."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads if threads is not None else os.cpu_count() or 1)
+
+
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory):
     """Start one local Ray for the session; yields its address for subprocess drivers."""

@@ -126,8 +126,10 @@ def test_script_exit_keeps_the_code_and_folds_the_sqlite_log(tmp_path):
 
 def test_tune_saves_its_experiment_state_only_when_it_changed(ray_address, tmp_path,
                                                                monkeypatch):
-    """A driver waiting on a slow trial loops every 0.1 s; only steps that changed the
-    experiment write the state (a 4 x 0.5 s trial: a handful of saves, not one per step)."""
+    """A driver waiting on a slow trial loops every 0.1 s; only steps that changed what a
+    resume depends on write the state. A 4 x 0.5 s trial without checkpoints: its start,
+    its end and Tune's final forced save, not one save per step nor one per result (its
+    results are progress only, saved at most every ``PROGRESS_SAVE_PERIOD_S``)."""
     import time
 
     from ray import tune
@@ -158,7 +160,7 @@ def test_tune_saves_its_experiment_state_only_when_it_changed(ray_address, tmp_p
     tune.Tuner(slow, run_config=tune.RunConfig(storage_path=str(tmp_path), name="slow",
                                                verbose=0)).fit()
     assert counts["steps"] >= 20, counts
-    assert counts["saves"] < counts["steps"] / 2, counts
+    assert counts["saves"] <= 3, counts
     assert list((tmp_path / "slow").glob("experiment_state-*.json"))  # it did save
 
 
