@@ -260,6 +260,14 @@ def test_requests_are_served_by_a_bounded_pool(store):
         server.server_close()
 
 
+def _sigint_by_default() -> None:
+    """In the child before exec: SIGINT back to its default action, so that Python turns it
+    into KeyboardInterrupt. A suite started in the background by a non-interactive shell
+    (``make test &``) runs with SIGINT ignored, and a child inherits that: Ctrl-C would then
+    never reach the dashboard, as the shell intends for background jobs."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_beyond_loopback_warns_and_answers_only_allowed_hosts(store, capsys):
     from snas.dashboard import allowed_hosts
 
@@ -290,7 +298,8 @@ def test_beyond_loopback_warns_and_answers_only_allowed_hosts(store, capsys):
     proc = subprocess.Popen([sys.executable, "-m", "snas.cli", "dashboard", "--store",
                              store.url, "--host", "0.0.0.0", "--port", "0", "--allow-host",
                              "dash.example.org"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_by_default)
     try:
         assert proc.stdout.readline().startswith("snas dashboard: http://0.0.0.0:")
         proc.send_signal(signal.SIGINT)
@@ -358,7 +367,8 @@ def test_cli_serves_until_interrupted(store):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "snas.cli", "dashboard", "--store",
                              store.url, "--port", "0"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_by_default)
     try:
         line = proc.stdout.readline()
         assert line.startswith("snas dashboard: http://127.0.0.1:"), line
