@@ -381,6 +381,22 @@ def _trainable_params(space: SpaceConfig) -> dict[str, Any]:
     return {"space": space.to_dict()}
 
 
+def trial_actors_at_once(space: SpaceConfig, cpus: int | None = None) -> int:
+    """At most how many trials of a search on this machine (``cpus``: its CPU count) run at
+    once: its trial count (the dense baseline included), ``search.max_concurrent``, and the
+    trials whose ``resources.cpus_per_trial`` fit in ``cpus``. A local Ray prestarts that
+    many workers instead of one per CPU (each imports torch, ~3.5 CPU-s at start-up, which a
+    1-trial search on two cores paid twice)."""
+    import os
+
+    trials = space.search.num_samples + int(space.search.with_dense_baseline)
+    fit = math.inf
+    per_trial = space.resources.cpus_per_trial
+    if per_trial >= 1:
+        fit = max(1, int((cpus or os.cpu_count() or 1) // per_trial))
+    return int(min(trials, space.search.max_concurrent, fit))
+
+
 def _resources(space: SpaceConfig) -> dict[str, float]:
     return {"cpu": space.resources.cpus_per_trial, "gpu": space.resources.gpus_per_trial}
 
@@ -410,7 +426,8 @@ def run_search(request: SearchRequest, store: ResultsStore) -> dict[str, Any]:
         return layers, split_sizes, budget, experiment
 
     # Torch, the dataset and the model (~3 s) while Ray's processes start.
-    layers, split_sizes, budget, experiment = runner.start_while(request.address, prepare)
+    layers, split_sizes, budget, experiment = runner.start_while(
+        request.address, prepare, workers=trial_actors_at_once(space))
     params = {"metric": space.search.metric, "mode": space.search.mode,
               "layers": layers, "split_sizes": split_sizes,
               "store_url": request.store_url, "address": request.address,

@@ -64,6 +64,7 @@ def test_tune_actors_get_no_runtime_env_of_their_own():
 
 
 def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable():
+    """And prestarts only the workers the run can use (``workers``)."""
     out = _python("""
         import sys, threading, ray
         from snas.core.errors import ConfigError
@@ -72,9 +73,13 @@ def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable()
         def fails():
             raise ConfigError("budget.max_fraction=2 is not a fraction")
         try:
-            start_while(None, fails)
+            start_while(None, fails, workers=1)
         except ConfigError as exc:
             print("error:", exc, "| ray up:", ray.is_initialized())
+        from ray._private import ray_constants, worker
+        raylet = worker._global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0]
+        with open(f"/proc/{raylet.process.pid}/cmdline") as f:
+            print("prestarts:", [a for a in f.read().split(chr(0)) if "prestart" in a])
 
         @ray.remote
         def modules():
@@ -87,9 +92,11 @@ def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable()
     lines = out.stdout.splitlines()
     # The config error is what the user sees, once Ray's start (which ran meanwhile) is done.
     assert lines[0] == "error: budget.max_fraction=2 is not a fraction | ray up: True", lines
-    assert lines[1] == "preloaded: True", lines  # where one worker per CPU fits (8 x memory)
+    # A run of at most one trial at a time: the raylet prestarts one worker, not one per CPU.
+    assert lines[1] == "prestarts: ['--num_prestart_python_workers=1']", lines
+    assert lines[2] == "preloaded: True", lines  # where one worker per CPU fits (8 x memory)
     # Ray already up: prepare runs in the caller's thread.
-    assert lines[2] == "prepared in: MainThread", lines
+    assert lines[3] == "prepared in: MainThread", lines
 
 
 def test_preload_only_where_a_worker_per_cpu_fits_in_an_eighth_of_memory(monkeypatch):
@@ -217,3 +224,21 @@ def test_tune_state_is_encoded_in_one_pass_and_reads_back_the_same(ray_address):
     assert decode(ours.getvalue())["f"] is len
     indented = json.loads(metadata.json.dumps({"x": [1, 2]}, indent=2, cls=TuneFunctionEncoder))
     assert indented == {"x": [1, 2]}
+
+
+def test_a_search_prestarts_workers_only_for_the_trials_it_runs_at_once():
+    from snas.controller import trial_actors_at_once
+    from snas.core.config import load_space
+
+    def actors(*overrides: str, cpus: int = 2) -> int:
+        space = load_space(ROOT / "search_spaces" / "mlp_digits.yaml", list(overrides))
+        return trial_actors_at_once(space, cpus)
+
+    assert actors("search.num_samples=1", "search.with_dense_baseline=false") == 1
+    assert actors("search.num_samples=1", "search.with_dense_baseline=true") == 2
+    assert actors("search.num_samples=16", "search.max_concurrent=1") == 1
+    assert actors("search.num_samples=16", "search.max_concurrent=8", cpus=16) == 8
+    assert actors("search.num_samples=16", "search.max_concurrent=8",
+                  "resources.cpus_per_trial=4", cpus=16) == 4
+    assert actors("search.num_samples=16", "search.max_concurrent=8",
+                  "resources.cpus_per_trial=0.5", cpus=2) == 8  # Ray caps it at its CPUs
