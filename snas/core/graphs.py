@@ -360,7 +360,10 @@ class _KamadaKawaiCost:
     products (the pair weights ``invdist * offset / nodesep`` are symmetric, so the two sums
     are one, twice), and the n x n temporaries written into three buffers reused by every
     call (L-BFGS calls it a few hundred times; fresh arrays cost as much as the arithmetic
-    at these sizes: ~1.8x per call on 150 nodes)."""
+    at these sizes: ~1.8x per call on 150 nodes). Distances are ``sqrt(dx^2 + dy^2)``:
+    ``np.hypot`` took ~0.45 ms of a ~0.65 ms call on 138 nodes (a digits MLP's wiring
+    record: 0.28 -> 0.16 s), and its guard against overflow is moot for layout
+    coordinates of order one; the layout still matches networkx's (tests)."""
 
     def __init__(self, invdist: np.ndarray, meanweight: float):
         n = invdist.shape[0]
@@ -372,10 +375,13 @@ class _KamadaKawaiCost:
         n = self.invdist.shape[0]
         pos = pos_vec.reshape((n, 2))
         x, y = pos[:, 0], pos[:, 1]
-        nodesep, offset = self._a, self._b
+        nodesep, offset, square = self._a, self._b, self._c
         np.subtract(x[:, np.newaxis], x, out=nodesep)
         np.subtract(y[:, np.newaxis], y, out=offset)
-        np.hypot(nodesep, offset, out=nodesep)
+        np.multiply(nodesep, nodesep, out=nodesep)  # sqrt(dx^2 + dy^2), not np.hypot:
+        np.multiply(offset, offset, out=square)  # 9x faster, and layouts are far from
+        np.add(nodesep, square, out=nodesep)  # where hypot's overflow guard matters
+        np.sqrt(nodesep, out=nodesep)
         np.multiply(nodesep, self.invdist, out=offset)
         offset -= 1.0
         offset.flat[self._diagonal] = 0.0
