@@ -73,14 +73,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 def entry() -> NoReturn:
     """The ``snas`` script: :func:`main`, then a quick exit.
 
-    Once a command has returned, the process's exit handlers run (Ray's shutdown among
-    them), every results store is closed (SQLite folds its write-ahead log back into the
-    file) and the output is flushed; then ``os._exit`` skips the interpreter's teardown of
-    its modules, which after a search (torch's and Ray's native state) takes ~2 s and does
-    nothing a finished command needs. An uncaught error or ``SystemExit`` (``--help``, a
-    usage error) ends the normal way.
+    Once a command has returned, Ray is shut down (a local instance it started stops;
+    called here rather than from Ray's exit handler, which first waits 0.5 s for worker log
+    lines that snas's drivers do not stream, ``log_to_driver=False``), the process's exit
+    handlers run, every results store is closed (SQLite folds its write-ahead log back into
+    the file) and the output is flushed; then ``os._exit`` skips the interpreter's teardown
+    of its modules, which after a search (torch's and Ray's native state) takes ~2 s and
+    does nothing a finished command needs. An uncaught error or ``SystemExit`` (``--help``,
+    a usage error) ends the normal way.
     """
     code = main()
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
     atexit._run_exitfuncs()
     if "snas.store" in sys.modules:
         from snas.store import ResultsStore
