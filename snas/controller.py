@@ -37,6 +37,7 @@ from snas.core.config import SpaceConfig, to_dict
 from snas.core.density import density_keys, density_list, is_dense
 from snas.core.errors import ConfigError
 from snas.paths import default_storage_path  # noqa: F401  (re-exported)
+from snas.ray_session import trial_actors_at_once
 from snas.runner import (  # noqa: F401  (re-exported: the CLI and compare use them)
     check_search_name,
     fit_tuner,
@@ -379,22 +380,6 @@ def _trainable_params(space: SpaceConfig) -> dict[str, Any]:
     """What a search binds to its trainable once (``Experiment.trainable_params``) rather
     than copying it into every trial's config: the space."""
     return {"space": space.to_dict()}
-
-
-def trial_actors_at_once(space: SpaceConfig, cpus: int | None = None) -> int:
-    """At most how many trials of a search on this machine (``cpus``: its CPU count) run at
-    once: its trial count (the dense baseline included), ``search.max_concurrent``, and the
-    trials whose ``resources.cpus_per_trial`` fit in ``cpus``. A local Ray prestarts that
-    many workers instead of one per CPU (each imports torch, ~3.5 CPU-s at start-up, which a
-    1-trial search on two cores paid twice)."""
-    import os
-
-    trials = space.search.num_samples + int(space.search.with_dense_baseline)
-    fit = math.inf
-    per_trial = space.resources.cpus_per_trial
-    if per_trial >= 1:
-        fit = max(1, int((cpus or os.cpu_count() or 1) // per_trial))
-    return int(min(trials, space.search.max_concurrent, fit))
 
 
 def _resources(space: SpaceConfig) -> dict[str, float]:

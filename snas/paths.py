@@ -23,9 +23,6 @@ def default_storage_path() -> Path:
     return snas_home() / "experiments"
 
 
-__all__ = ["default_storage_path", "snas_home"]
-
-
 def ensure_storage_path(path: str | Path, flag: str = "--storage-path") -> Path:
     """Create the experiment folder root ``path`` (and its parents) if needed and check
     that snas can write there; a one-line ConfigError otherwise, before anything is stored."""
@@ -42,3 +39,38 @@ def ensure_storage_path(path: str | Path, flag: str = "--storage-path") -> Path:
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {str(folder)!r} is not writable")
     return folder
+
+
+def check_search_name(name: str) -> str:
+    """A search name becomes a folder name: letters, digits, ``-``, ``_``, ``.`` only."""
+    import re
+
+    from snas.core.errors import SearchError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
+        raise SearchError(f"search name must be 1-100 characters of letters, digits, '.', '_' "
+                          f"or '-' starting with a letter or digit, got {name!r}")
+    return name
+
+
+def check_new_experiment(store, name: str, storage_path: str | Path, *,
+                         taken_hint: str = "pick another --name") -> Path:
+    """Refuse a name the store or the experiment folders already hold; the run's folder.
+
+    Cheap: callers with expensive preparation call it first, :func:`run` again.
+    """
+    from snas.core.errors import SearchError
+
+    check_search_name(name)
+    if store.get_search(name) is not None:
+        raise SearchError(f"a search named {name!r} already exists in {store.url}; "
+                          f"{taken_hint}")
+    folder = Path(storage_path) / name
+    if folder.exists():
+        raise SearchError(f"experiment folder {str(folder)!r} already exists; pick another "
+                          "--name or remove the folder")
+    return folder
+
+
+__all__ = ["check_new_experiment", "check_search_name", "default_storage_path",
+           "ensure_storage_path", "snas_home"]

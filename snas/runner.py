@@ -34,6 +34,7 @@ from ray.tune.search import Searcher
 
 from snas.core import faults
 from snas.core.errors import SearchError
+from snas.paths import check_new_experiment, check_search_name  # noqa: F401  (re-exported)
 from snas.ray_session import (  # noqa: F401  (re-exported)
     TUNE_ENV,
     check_cluster_resources,
@@ -52,16 +53,6 @@ RECENT_CHECKPOINTS = 2
 #: Statuses a search row holds while, or after, the runner runs it.
 RUNNING, FINISHED, INTERRUPTED, FAILED = "running", "finished", "interrupted", "failed"
 _UNFINISHED_TRIALS = ("pending", "running")
-
-
-def check_search_name(name: str) -> str:
-    """A search name becomes a folder name: letters, digits, ``-``, ``_``, ``.`` only."""
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name or ""):
-        raise SearchError(f"search name must be 1-100 characters of letters, digits, '.', '_' "
-                          f"or '-' starting with a letter or digit, got {name!r}")
-    return name
 
 
 @dataclass(frozen=True)
@@ -266,23 +257,6 @@ class FixedConfigs(Searcher):
 
 # ---------------------------------------------------------------------------------------
 # Running
-
-
-def check_new_experiment(store: Any, name: str, storage_path: Path, *,
-                         taken_hint: str = "pick another --name") -> Path:
-    """Refuse a name the store or the experiment folders already hold; the run's folder.
-
-    Cheap: callers with expensive preparation call it first, :func:`run` again.
-    """
-    check_search_name(name)
-    if store.get_search(name) is not None:
-        raise SearchError(f"a search named {name!r} already exists in {store.url}; "
-                          f"{taken_hint}")
-    folder = Path(storage_path) / name
-    if folder.exists():
-        raise SearchError(f"experiment folder {str(folder)!r} already exists; pick another "
-                          "--name or remove the folder")
-    return folder
 
 
 def run(experiment: Experiment, record: Record, store: Any, *, address: str | None = None,

@@ -54,6 +54,13 @@ def _default_name(space_path: str) -> str:
     return f"{stem}-{dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def _import_search_modules() -> None:
+    """What a search's driver imports before its first trial (Ray Tune, SQLAlchemy, torch
+    and the models: ~5 s on a 2-core machine), so that Ray's start overlaps it."""
+    import snas.controller  # noqa: F401
+    import trainables.training  # noqa: F401
+
+
 def run(args: argparse.Namespace) -> int:
     from snas.commands._summary import confirm_if_asked, finish
     from snas.core.config import parse_space_text, read_space_text
@@ -70,12 +77,11 @@ def run(args: argparse.Namespace) -> int:
     space = parse_space_text(text, overrides, source=args.space)
     space = absolute_data_root(space, Path(args.space).parent)
 
-    from snas.controller import (  # ray loads here, after the config is valid
-        SearchRequest,
+    from snas.paths import (
+        check_new_experiment,
         check_search_name,
         default_storage_path,
-        resume_search,
-        run_search,
+        ensure_storage_path,
     )
 
     name = check_search_name(args.name if args.name is not None else _default_name(args.space))
@@ -90,10 +96,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"a search named {name!r} already exists; add --resume to "
                               f"continue it (or run `snas resume {name}`), or pick another --name")
         check_same_space(name, record, space, args.storage_path)
+        from snas.controller import resume_search
+
         resume_search(name, store, args.address, store_url=args.store)
     else:
-        from snas.paths import ensure_storage_path
-
+        check_new_experiment(store, name, storage)
         ensure_storage_path(storage)
         goal = (f", maximise {space.search.metric} and minimise {space.budget.resource}"
                 if space.search.multi_objective else "")
@@ -102,6 +109,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"snas search {name}: {space.search.searcher.name} searcher, "
               f"{space.search.num_samples} trials, {space.scheduler.name} scheduler{goal}{cap}, "
               f"store {store.url}", flush=True)
+        from snas import ray_session
+
+        # Ray starts now, while the driver's own modules load.
+        ray_session.start_while(args.address, _import_search_modules,
+                                ray_session.trial_actors_at_once(space))
+        from snas.controller import SearchRequest, run_search
+
         run_search(SearchRequest(name, space, text, store.url if args.store is None else args.store,
                                  storage, args.address, args.quiet), store)
     code = finish(store, name, args.export)

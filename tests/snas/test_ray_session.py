@@ -63,8 +63,36 @@ def test_tune_actors_get_no_runtime_env_of_their_own():
     assert after == "{}", out.stdout  # an empty env_vars: Ray keeps no runtime env at all
 
 
+def test_ray_start_and_the_search_modules_share_only_modules_imported_before_both(ray_address):
+    """`snas search` starts Ray while a thread imports Ray Tune, torch and snas's modules:
+    a module both would import must be loaded before the thread starts
+    (``SHARED_WITH_RAY_START``), else each thread may find the other's half-initialised (an
+    ImportError of a circular import, seen with Tune's ``tune_controller``). Checked on
+    this Ray, each side in a fresh interpreter that has loaded what `snas search` has by
+    then: the CLI, the store and the shared modules."""
+    setup = ("import importlib, sys, snas.cli, snas.commands.search, snas.store, ray\n"
+             "from snas.ray_session import SHARED_WITH_RAY_START\n"
+             "for m in SHARED_WITH_RAY_START: importlib.import_module(m)\n"
+             "before = set(sys.modules)\n")
+    loaded = "\nprint(sorted(set(sys.modules) - before))"
+    runs = {"connect": _python(setup + f"ray.init(address={ray_address!r}, logging_level="
+                               "'ERROR', log_to_driver=False)" + loaded),
+            "local start": _python(setup + "from snas.ray_session import init_ray\n"
+                                   "init_ray(None, workers=1)" + loaded),
+            "search modules": _python(setup + "snas.commands.search._import_search_modules()"
+                                      + loaded)}
+    assert all(r.returncode == 0 for r in runs.values()), {k: r.stderr for k, r in runs.items()}
+    modules = {k: set(eval(r.stdout.strip().splitlines()[-1])) for k, r in runs.items()}
+    imports = modules["search modules"]
+    assert "ray.tune" in imports and "trainables.training" in imports, imports
+    assert modules["local start"] - modules["connect"], modules  # it imports on its own too
+    for start in ("connect", "local start"):
+        assert modules[start] & imports == set(), (start, modules[start] & imports)
+
+
 def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable():
-    """And prestarts only the workers the run can use (``workers``)."""
+    """And prestarts only the workers the run can use (``workers``), without the head
+    services a search does not use."""
     out = _python("""
         import sys, threading, ray
         from snas.core.errors import ConfigError
@@ -80,6 +108,7 @@ def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable()
         raylet = worker._global_node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0]
         with open(f"/proc/{raylet.process.pid}/cmdline") as f:
             print("prestarts:", [a for a in f.read().split(chr(0)) if "prestart" in a])
+        print("services:", sorted(worker._global_node.all_processes))
 
         @ray.remote
         def modules():
@@ -94,9 +123,15 @@ def test_local_ray_starts_while_the_driver_prepares_and_preloads_the_trainable()
     assert lines[0] == "error: budget.max_fraction=2 is not a fraction | ray up: True", lines
     # A run of at most one trial at a time: the raylet prestarts one worker, not one per CPU.
     assert lines[1] == "prestarts: ['--num_prestart_python_workers=1']", lines
-    assert lines[2] == "preloaded: True", lines  # where one worker per CPU fits (8 x memory)
+    # No autoscaler monitor, log monitor or dashboard API server: what a search runs is the
+    # GCS, the raylet (which starts its agents) and Ray's reaper.
+    services = lines[2].removeprefix("services: ")
+    for unused in ("monitor", "log_monitor", "dashboard"):
+        assert f"'{unused}'" not in services, lines
+    assert "'gcs_server'" in services and "'raylet'" in services, lines
+    assert lines[3] == "preloaded: True", lines  # where one worker per CPU fits (8 x memory)
     # Ray already up: prepare runs in the caller's thread.
-    assert lines[3] == "prepared in: MainThread", lines
+    assert lines[4] == "prepared in: MainThread", lines
 
 
 def test_preload_only_where_a_worker_per_cpu_fits_in_an_eighth_of_memory(monkeypatch):
@@ -227,7 +262,7 @@ def test_tune_state_is_encoded_in_one_pass_and_reads_back_the_same(ray_address):
 
 
 def test_a_search_prestarts_workers_only_for_the_trials_it_runs_at_once():
-    from snas.controller import trial_actors_at_once
+    from snas.ray_session import trial_actors_at_once
     from snas.core.config import load_space
 
     def actors(*overrides: str, cpus: int = 2) -> int:
