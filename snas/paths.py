@@ -57,7 +57,8 @@ def check_new_experiment(store, name: str, storage_path: str | Path, *,
                          taken_hint: str = "pick another --name") -> Path:
     """Refuse a name the store or the experiment folders already hold; the run's folder.
 
-    Cheap: callers with expensive preparation call it first, :func:`run` again.
+    Cheap: callers with expensive preparation call it first, :func:`snas.runner.run`
+    again.
     """
     from snas.core.errors import SearchError
 

@@ -219,10 +219,15 @@ def _preload_fits() -> bool:
 def start(address: str | None, workers: int | None = None) -> None:
     """Everything a Tune run needs before its ``Tuner`` exists: :data:`TUNE_ENV`, Ray
     (:func:`init_ray`, ``workers`` as there) and the adapters (module docstring)."""
-    for key, value in TUNE_ENV.items():
-        os.environ.setdefault(key, value)
+    _set_tune_env()
     init_ray(address, workers)
     _adapt_tune()
+
+
+def _set_tune_env() -> None:
+    """:data:`TUNE_ENV`, where unset (a value the user exported wins)."""
+    for key, value in TUNE_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 def _adapt_tune() -> None:
@@ -279,8 +284,7 @@ def start_while(address: str | None, prepare: Callable[[], T],
             importlib.import_module(module)
         except ImportError:  # another Ray: nothing to share
             pass
-    for key, value in TUNE_ENV.items():
-        os.environ.setdefault(key, value)
+    _set_tune_env()
     with ThreadPoolExecutor(1, thread_name_prefix="snas-prepare") as pool:
         prepared = pool.submit(prepare)
         try:
