@@ -15,7 +15,8 @@ trained) and ``node_id`` (the Ray node that trained it). The final epoch adds
 scores, optimizer, schedule, RNG states and history, so ASHA pauses, retries and ``snas
 resume`` continue exactly where the trial was. A checkpoint after an epoch where the trial
 may end (:func:`ending_epochs`) also holds the trial's wiring record, computed here from the
-model in memory, so the driver only stores it.
+model in memory, so the driver only stores it; an MLP whose masks did not change since its
+last record (a fixed-mask kernel) reuses that record.
 
 The class implements ``reset_config`` so Tune can reuse the actor between trials
 (``reuse_actors=True``): starting an actor costs ~2 s here, more than a small MLP trial's
@@ -52,7 +53,7 @@ from trainables.checkpoint import read_masks as masks_from_checkpoint  # noqa: F
 from trainables.data import DeviceDataset, load_dataset
 from trainables.models import output_positions
 from trainables.training import Trial, resolve_device
-from trainables.wiring_record import trial_wiring_record
+from trainables.wiring_record import record_masks, trial_wiring_record
 
 DENSITY_KEY = "density"
 
@@ -122,6 +123,7 @@ class SnasTrainable(tune.Trainable):
         self._positions = output_positions(self.trial.model, data.input_shape)
         self._ending_epochs = ending_epochs(space)
         self._wiring: tuple[int, Any] = (-1, None)  # (epoch, record) for save_checkpoint
+        self._wiring_masks: list[Any] | None = None  # what self._wiring's record was built of
         self._timing = {"time_setup_s": time.perf_counter() - began, "time_checkpoint_s": 0.0,
                         "time_wiring_s": 0.0}
 
@@ -165,15 +167,25 @@ class SnasTrainable(tune.Trainable):
     def _build_wiring_record(self) -> None:
         """Build the trial's wiring record (graph, statistics) from the model in memory for
         the checkpoint of this epoch. :meth:`step` does it at an ending epoch, so its time
-        is in the result it returns. A record that fails is None: it must not fail the
+        is in the result it returns. Where the record depends on the masks alone
+        (:func:`~trainables.wiring_record.record_masks`) and they are the masks of the last
+        record, that record is reused. A record that fails is None: it must not fail the
         trial (without the file the driver rebuilds it from the checkpoint, and says why
         if it can't)."""
         began = time.perf_counter()
-        try:
-            record = trial_wiring_record(self.trial.model, self.trial.space.model.name)
-        except Exception:  # noqa: BLE001 - see the docstring
-            record = None
-        self._wiring = (self.trial.epoch, record)
+        name = self.trial.space.model.name
+        masks = record_masks(self.trial.model, name)
+        last = self._wiring_masks
+        if (masks is not None and last is not None and self._wiring[1] is not None
+                and len(masks) == len(last)
+                and all(np.array_equal(a, b) for a, b in zip(masks, last))):
+            record = self._wiring[1]
+        else:
+            try:
+                record = trial_wiring_record(self.trial.model, name)
+            except Exception:  # noqa: BLE001 - see the docstring
+                record = None
+        self._wiring, self._wiring_masks = (self.trial.epoch, record), masks
         self._timing["time_wiring_s"] += time.perf_counter() - began
 
     def load_checkpoint(self, checkpoint_dir: str | dict) -> None:

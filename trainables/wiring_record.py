@@ -191,6 +191,19 @@ def mlp_wiring_record(names: list[str], masks: list[Any],
     return graph_to_json(layer_graph(summary)), stats
 
 
+def record_masks(model: torch.nn.Module, model_name: str) -> list[Any] | None:
+    """The model's masks (numpy, model order) where its wiring record depends on nothing
+    else: an MLP's record is built from its masks alone, so equal masks give an equal
+    record (a fixed-mask kernel such as ``random`` keeps them for the whole trial, and the
+    trainable then builds one record per trial, not one per ASHA rung it passes). None for
+    every other model: each builds its own graph (``model.wiring_graph``), and some depend
+    on the weights too (a DAG's edges are thresholded at tau), so their records are built
+    every time."""
+    if model_name != "mlp":
+        return None
+    return checkpoint.masks_from_model_state(model.state_dict())[1]
+
+
 def trial_wiring_record(model: torch.nn.Module, model_name: str,
                         max_stat_edges: int = MAX_STAT_EDGES,
                         max_graph_edges: int = MAX_GRAPH_EDGES) -> tuple[dict, dict]:

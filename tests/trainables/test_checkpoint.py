@@ -204,6 +204,34 @@ def test_trainable_writes_the_record_at_asha_rungs(tmp_path):
     assert written == [1, 2, 4]
 
 
+@pytest.mark.parametrize("kernel,builds", [("random", 1), ("dnw", 3)])
+def test_a_record_is_built_again_only_when_the_masks_changed(tmp_path, monkeypatch, kernel,
+                                                             builds):
+    """An MLP's record depends on its masks alone: with fixed masks (``random``) the rungs
+    after the first reuse the first record, with moving masks (``dnw``) each rung builds its
+    own; either way every checkpoint's record is the one rebuilt from that checkpoint. A
+    reused actor's next trial (``reset_config``) builds its own."""
+    import trainables.tune_trainable as tt
+
+    built = []
+    real = tt.trial_wiring_record
+    monkeypatch.setattr(tt, "trial_wiring_record", lambda *a: built.append(1) or real(*a))
+    cfg = space(training={"epochs": 4}, kernel={"name": kernel},
+                scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    t = trainable(cfg, 0.5)
+    for epoch in range(1, 5):
+        t.step()
+        folder = tmp_path / f"checkpoint_{epoch:06d}"
+        folder.mkdir()
+        t.save_checkpoint(str(folder))
+        if epoch in (1, 2, 4):
+            assert same_json(checkpoint.read_wiring_record(folder), wiring_record(str(folder)))
+    assert len(built) == builds
+    assert t.reset_config({"space": cfg.to_dict(), "density": 0.3})
+    t.step()
+    assert len(built) == builds + 1
+
+
 # ----------------------------------------------------------------------------- ASHA rungs
 
 
