@@ -372,18 +372,19 @@ class _KamadaKawaiCost:
     ``np.hypot`` -> 0.16 s -> ~0.09 s; the layout still matches networkx's (tests)."""
 
     def __init__(self, invdist: np.ndarray, meanweight: float):
+        from scipy.spatial.distance import cdist
+
         n = invdist.shape[0]
+        self._cdist = cdist  # imported once per layout, not once per call
         self.invdist, self.meanweight = invdist, meanweight
         self._a, self._b, self._c = (np.empty((n, n)) for _ in range(3))
         self._diagonal = np.arange(n) * (n + 1)  # flat indices of the diagonal
 
     def __call__(self, pos_vec: np.ndarray) -> tuple[float, np.ndarray]:
-        from scipy.spatial.distance import cdist
-
         n = self.invdist.shape[0]
         pos = pos_vec.reshape((n, 2))
         nodesep, offset = self._a, self._b
-        cdist(pos, pos, out=nodesep)
+        self._cdist(pos, pos, out=nodesep)
         np.multiply(nodesep, self.invdist, out=offset)
         offset -= 1.0
         offset.flat[self._diagonal] = 0.0
