@@ -5,9 +5,12 @@ Every search here is a random search of the shipped digits data (``mlp_digits.ya
 
 1. **Fixed cost of a search**: a 1-trial ``snas search`` (3 epochs, FIFO, no baseline) as a
    user runs it, in a subprocess: process wall time minus its trial's time in the
-   trainable, next to ``ray.init`` alone (also a fresh subprocess) in the same run; and
-   (Linux) the CPU seconds the whole machine spent meanwhile, divided by its cores: the
-   least wall time that work can take, however well it overlaps.
+   trainable, next to ``ray.init`` alone (also a fresh subprocess) in the same run; its
+   phases (to the trial's start, the trial, from its end to the exit; from the store's
+   timestamps); what a trial actor's process imports before its first trial, timed in a
+   fresh process (paid after ``ray.init``, so a floor of the fixed cost); and (Linux) the
+   CPU seconds the whole machine spent meanwhile, divided by its cores: the least wall
+   time that work can take, however well it overlaps.
 2. **ASHA against FIFO** (the baseline): the same 16-trial search (same seed, same vectors)
    with and without early stopping: trial-epochs, best accuracy, wall time and the ratio
    of wall ratios to trial-epoch ratios (1.0: wall time follows the work ASHA saves), also
@@ -18,7 +21,11 @@ Every search here is a random search of the shipped digits data (``mlp_digits.ya
    experiment-state saves and the rest (Ray scheduling and waiting).
 4. **Per-trial overhead** at 1 and 2 concurrent trials: (wall(N) - wall(M)) / (N - M)
    minus the extra trials' time in the trainable / concurrency.
-5. **An epoch inside Tune against the same epoch in ``snas train``** (one thread each).
+5. **An epoch inside Tune against the same epoch in ``snas train``** (one thread each,
+   means over every epoch of a trial on both sides): at 1 concurrent trial against one
+   ``snas train``, at 2 against two ``snas train`` processes at once (the same sharing of
+   the cores) and against one alone; ``snas train`` runs before and after the searches, so
+   a drift of the machine's speed meanwhile shows.
 6. With ``--scaling``: per-trial overhead of 16, 64 and 256 one-epoch trials on a local
    two-node Ray cluster (``ray.cluster_utils.Cluster``, one CPU per node).
 
@@ -190,27 +197,60 @@ def time_cli_search(workdir: Path, width: int) -> dict[str, float]:
             "1", "--store", url, "--storage-path", str(workdir / "cli"), "--quiet", "--set",
             f"model.width={width}", "--set", "training.epochs=3", "--set",
             "scheduler.name=fifo", "--set", "search.with_dense_baseline=false"]
-    cpu, began = machine_cpu_seconds(), time.perf_counter()
+    cpu, began, began_clock = machine_cpu_seconds(), time.perf_counter(), time.time()
     subprocess.run(argv, check=True, capture_output=True, text=True)
     wall = time.perf_counter() - began
-    cpu_after = machine_cpu_seconds()
-    epochs = ResultsStore(url).epochs_frame("one")
+    ended_clock, cpu_after = time.time(), machine_cpu_seconds()
+    store = ResultsStore(url)
+    epochs = store.epochs_frame("one")
+    (trial,) = store.trials("one")  # created when it started, updated last when it ended
     return {"wall_seconds": wall, "trial_seconds": float(epochs["epoch_seconds"].sum()),
+            "to_first_trial_seconds": trial["created_at"].timestamp() - began_clock,
+            "trial_span_seconds": (trial["updated_at"] - trial["created_at"]).total_seconds(),
+            "after_last_trial_seconds": ended_clock - trial["updated_at"].timestamp(),
             "machine_cpu_seconds": None if cpu is None else cpu_after - cpu}
 
 
-def time_snas_train_epoch(width: int, epochs: int) -> float:
-    """Mean epoch seconds of the benchmark's trial config in ``snas train`` (one thread)."""
+def time_worker_imports() -> dict[str, float]:
+    """Wall and CPU seconds of what a trial actor's process imports before its first trial
+    (:data:`snas.ray_session.PRELOAD`, after Ray itself), in a fresh process: every search
+    pays it once per trial actor, after ``ray.init`` and before its first trial can start,
+    so it bounds the fixed cost from below however the driver overlaps its own work."""
+    from snas.ray_session import PRELOAD
+
+    code = ("import resource, time, ray; c0 = resource.getrusage(resource.RUSAGE_SELF); "
+            "t = time.perf_counter(); import importlib; "
+            f"[importlib.import_module(m) for m in {list(PRELOAD)!r}]; "
+            "w = time.perf_counter() - t; c1 = resource.getrusage(resource.RUSAGE_SELF); "
+            "print(w, c1.ru_utime + c1.ru_stime - c0.ru_utime - c0.ru_stime)")
+    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    wall, cpu = (float(v) for v in out.stdout.split())
+    return {"wall_seconds": wall, "cpu_seconds": cpu}
+
+
+def time_snas_train_epochs(width: int, epochs: int, at_once: int = 1) -> list[list[float]]:
+    """Epoch seconds (every epoch, the first included, as in a trial) of the benchmark's
+    trial config trained as ``snas train`` does, one thread, in ``at_once`` processes
+    started together: the same epoch with 1 or 2 trainings sharing the machine, as 1 or 2
+    concurrent Tune trials do."""
     code = (
         "import sys, json, torch; sys.path.insert(0, %r); torch.set_num_threads(1)\n"
         "from snas.core.config import load_space\nfrom trainables.training import Trial\n"
         "t = Trial(load_space(%r, ['model.width=%d', 'training.epochs=%d']), 0.5)\n"
-        "h = [t.run_epoch()['epoch_seconds'] for _ in range(%d)]\n"
-        "print(json.dumps(sum(h[1:]) / max(1, len(h) - 1)))"
+        "print(json.dumps([t.run_epoch()['epoch_seconds'] for _ in range(%d)]))"
     ) % (str(ROOT), str(SPACE), width, epochs, epochs)
-    out = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True,
-                         env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
-    return float(out.stdout.strip().splitlines()[-1])
+    procs = [subprocess.Popen([PY, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+             for _ in range(at_once)]
+    outs = [p.communicate()[0] for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError("a snas train subprocess failed")
+    return [json.loads(out.strip().splitlines()[-1]) for out in outs]
+
+
+def mean(values: list[float]) -> float:
+    return sum(values) / len(values)
 
 
 # --------------------------------------------------------------------------------------
@@ -271,7 +311,16 @@ def main() -> None:
         cli = time_cli_search(tmp, args.width)
         out["cli_search"] = cli
         out["fixed_cost_seconds"] = cli["wall_seconds"] - cli["trial_seconds"]
-        out["snas_train_epoch_seconds"] = time_snas_train_epoch(args.width, args.epochs)
+        out["worker_imports"] = time_worker_imports()
+        # the same epochs in snas train, alone and two at once, before and after the
+        # searches (the machine's speed drifts over minutes: both ends bracket them)
+        train = {"alone": [], "two_at_once": []}
+
+        def train_epochs() -> None:
+            train["alone"] += time_snas_train_epochs(args.width, args.epochs)
+            train["two_at_once"] += time_snas_train_epochs(args.width, args.epochs, 2)
+
+        train_epochs()
 
         from snas.ray_session import start
 
@@ -294,6 +343,8 @@ def main() -> None:
         }.items():
             runs[name] = run_search(name, tmp / name, width=args.width, **kw)
         ray.shutdown()
+        train_epochs()
+        out["snas_train_epochs"] = train
         out["runs"] = runs
         if args.scaling:
             out["scaling"] = scaling(args, tmp)
@@ -306,7 +357,14 @@ def main() -> None:
         "asha_wall_ratio_over_epoch_ratio": wall_ratio / epochs_ratio,
         "asha_wall_after_start_up": ((asha["wall_seconds"] - asha["start_up_seconds"])
                                      / (fifo["wall_seconds"] - fifo["start_up_seconds"])),
-        "tune_epoch_vs_snas_train": fifo["mean_epoch_seconds"] / out["snas_train_epoch_seconds"],
+        # each side's mean over every epoch of its trials (3-epoch trials at 1 concurrent:
+        # snas train's first 3 epochs; 9-epoch trials at 2: all 9, two trainings at once)
+        "tune_epoch_vs_snas_train_c1": runs["c1_n10"]["mean_epoch_seconds"] / mean(
+            [e for h in train["alone"] for e in h[:3]]),
+        "tune_epoch_vs_snas_train_c2": fifo["mean_epoch_seconds"] / mean(
+            [e for h in train["two_at_once"] for e in h]),
+        "tune_epoch_c2_vs_snas_train_alone": fifo["mean_epoch_seconds"] / mean(
+            [e for h in train["alone"] for e in h]),
         "overhead_per_trial_c1": overhead_per_trial(runs["c1_n2"], runs["c1_n10"]),
         "overhead_per_trial_c2": overhead_per_trial(runs["c2_n4"], runs["c2_n16"]),
     }
@@ -316,6 +374,13 @@ def main() -> None:
           f"its trial ({cli['wall_seconds']:.1f} s wall); ray.init alone "
           f"{out['ray_init_seconds']:.1f} s -> ray.init + "
           f"{out['fixed_cost_seconds'] - out['ray_init_seconds']:.1f} s")
+    imports = out["worker_imports"]
+    print(f"  phases: {cli['to_first_trial_seconds']:.1f} s to its trial's start, the trial "
+          f"{cli['trial_span_seconds']:.1f} s ({cli['trial_seconds']:.1f} s of it in epochs), "
+          f"{cli['after_last_trial_seconds']:.1f} s from its end to the exit")
+    print(f"  a trial actor's own imports (torch, torch._dynamo, Ray Tune, the trainable; "
+          f"after ray.init, before its first trial) in a fresh process: "
+          f"{imports['wall_seconds']:.1f} s wall, {imports['cpu_seconds']:.1f} CPU-s")
     if cli.get("machine_cpu_seconds") is not None:
         cores = os.cpu_count() or 1
         print(f"  its whole-machine CPU: {cli['machine_cpu_seconds']:.1f} s, at least "
@@ -332,8 +397,14 @@ def main() -> None:
     print("breakdown:")
     for name in ("fifo", "asha"):
         print("\n".join(breakdown_lines(runs[name])))
-    print(f"epoch inside Tune / same epoch in snas train: {r['tune_epoch_vs_snas_train']:.2f}x "
-          f"({fifo['mean_epoch_seconds']:.3f} s vs {out['snas_train_epoch_seconds']:.3f} s)")
+    alone = [mean(h) for h in train["alone"]]
+    print("epoch inside Tune / the same epoch in snas train (means over every epoch; snas "
+          f"train alone before / after the searches: {alone[0]:.3f} / {alone[-1]:.3f} s): "
+          f"1 concurrent trial {r['tune_epoch_vs_snas_train_c1']:.2f}x "
+          f"({runs['c1_n10']['mean_epoch_seconds']:.3f} s); 2 concurrent vs two snas trains "
+          f"at once {r['tune_epoch_vs_snas_train_c2']:.2f}x "
+          f"({fifo['mean_epoch_seconds']:.3f} s), vs snas train alone "
+          f"{r['tune_epoch_c2_vs_snas_train_alone']:.2f}x")
     print(f"overhead per extra trial: {r['overhead_per_trial_c1']:.2f} s at 1 concurrent "
           f"(2 -> 10 trials), {r['overhead_per_trial_c2']:.2f} s at 2 concurrent "
           "(4 -> 16 trials)")
