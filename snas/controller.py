@@ -9,12 +9,13 @@ experiment runner (:mod:`snas.runner`) starts Ray, fits it and keeps the search 
 Results flow back through :class:`StoreCallback`, which writes every trial, epoch, summary
 and wiring graph to the results store from the driver.
 
-Fault tolerance: trials checkpoint every epoch and Tune saves its experiment state after
-every step of its loop that changed it (``TUNE_GLOBAL_CHECKPOINT_S=0`` and the on-change
-gate, both set by :func:`snas.ray_session.start`),
-so after a hard kill of the driver ``snas resume NAME`` (``Tuner.restore``) re-runs no
-finished trial; the store's writes are idempotent, so replayed results add no duplicate
-rows.
+Fault tolerance: trials checkpoint where ASHA may stop them, after their last epoch and
+otherwise every ~30 s of training (:mod:`trainables.tune_trainable`), and Tune saves its
+experiment state after every step of its loop that changed it
+(``TUNE_GLOBAL_CHECKPOINT_S=0`` and the on-change gate, both set by
+:func:`snas.ray_session.start`), so after a hard kill of the driver ``snas resume NAME``
+(``Tuner.restore``) re-runs no finished trial; the store's writes are idempotent, so
+replayed results add no duplicate rows.
 """
 
 from __future__ import annotations

@@ -46,7 +46,8 @@ from snas.ray_session import (  # noqa: F401  (re-exported)
 
 #: Checkpoint policies: ``recent`` keeps a trial's newest :data:`RECENT_CHECKPOINTS` while the
 #: run goes on (a finished run is pruned to the last), ``last`` only the newest, ``none``
-#: writes none. Disk use stays bounded however many epochs a trial trains.
+#: writes none. Disk use stays bounded however many epochs a trial trains. Which epochs
+#: write one: :func:`checkpoint_config`.
 CHECKPOINTS = ("recent", "last", "none")
 RECENT_CHECKPOINTS = 2
 
@@ -160,8 +161,10 @@ class Experiment:
             # limiter lifts that (the cluster's resources still bound what runs at once).
             searcher = ConcurrencyLimiter(FixedConfigs(self.configs),
                                           max_concurrent=len(self.configs))
+        _, bound = checkpoint_config(self.checkpoints, self.trainable)
         return tune.Tuner(
-            tune.with_resources(with_parameters(self.trainable, self.trainable_params),
+            tune.with_resources(with_parameters(self.trainable,
+                                                {**(self.trainable_params or {}), **bound}),
                                 dict(self.resources)),
             param_space=dict(self.param_space or {}),
             tune_config=tune.TuneConfig(metric=self.metric, mode=self.mode,
@@ -178,7 +181,7 @@ class Experiment:
         return tune.RunConfig(
             name=self.name, storage_path=str(self.storage_path),
             callbacks=list(self.callbacks), verbose=0,
-            checkpoint_config=_checkpoint_config(self.checkpoints),
+            checkpoint_config=checkpoint_config(self.checkpoints, self.trainable)[0],
             # A trial whose node dies (or whose worker is killed) restarts from its last
             # checkpoint on any node with room, up to max_failures times.
             failure_config=tune.FailureConfig(max_failures=self.max_failures),
@@ -194,9 +197,20 @@ def with_parameters(trainable: Any, params: Mapping[str, Any] | None) -> Any:
     return tune.with_parameters(trainable, **params)
 
 
-def _checkpoint_config(policy: str) -> Any:
+def checkpoint_config(policy: str, trainable: Any) -> tuple[Any, dict[str, Any]]:
+    """Tune's ``CheckpointConfig`` for a checkpoint policy (:data:`CHECKPOINTS`), and what
+    to bind to ``trainable`` for it.
+
+    A trainable with ``checkpoints_on_request = True`` (``SnasTrainable``) asks for its
+    checkpoints itself (``should_checkpoint`` in a result, where a checkpoint is worth its
+    cost): Tune saves those and one after the last epoch, and for ``none`` the trainable
+    gets ``checkpoints=False`` and asks for none. Any other trainable checkpoints
+    after every epoch (``recent``, ``last``) or never (``none``).
+    """
     from ray import tune
 
+    on_request = bool(getattr(trainable, "checkpoints_on_request", False))
+    frequency = 0 if on_request else 1
     if policy == "recent":
         # Tune deletes a trial's older checkpoints only after saving an experiment state
         # that no longer points at them (with num_to_keep it forces that save every
@@ -204,13 +218,15 @@ def _checkpoint_config(policy: str) -> Any:
         # anyway, snas.ray_session), so
         # a restore after a hard kill always finds the checkpoint its state names. Two, not
         # one: the newest may still be being written when the driver dies.
-        return tune.CheckpointConfig(num_to_keep=RECENT_CHECKPOINTS, checkpoint_frequency=1,
-                                     checkpoint_at_end=True)
+        return tune.CheckpointConfig(num_to_keep=RECENT_CHECKPOINTS,
+                                     checkpoint_frequency=frequency,
+                                     checkpoint_at_end=True), {}
     if policy == "last":
-        return tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=1,
-                                     checkpoint_at_end=True)
+        return tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=frequency,
+                                     checkpoint_at_end=True), {}
     if policy == "none":
-        return tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False)
+        bound = {"checkpoints": False} if on_request else {}
+        return tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False), bound
     raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINTS)}, got {policy!r}")
 
 

@@ -179,7 +179,9 @@ def test_search_spans_two_nodes_and_survives_losing_one(tmp_path):
              "--storage-path", str(tmp_path / "exp"), "--num-samples", str(NUM_SAMPLES),
              "--max-concurrent", "2", "--set", "model.width=32",
              "--set", f"training.epochs={EPOCHS}", "--set", "scheduler.name=fifo",
-             "--set", "resources.max_failures=2", "--quiet"],
+             "--set", "resources.max_failures=2",
+             # a checkpoint after every epoch, so the restart below has one to continue from
+             "--set", "resources.checkpoint_every_s=0", "--quiet"],
             cwd=ROOT, env=env, stdout=driver_log, stderr=subprocess.STDOUT,
             start_new_session=True)
         driver_log.close()

@@ -10,13 +10,20 @@ Wire format (Ray's ``config`` dict, converted here and nowhere else):
 
 Every result carries the epoch's metrics (:mod:`snas.core.metrics`) plus ``density`` (the vector
 trained) and ``node_id`` (the Ray node that trained it). The final epoch adds
-``test_accuracy``/``test_loss``. Checkpoints (every epoch, see the controller; files in
-:mod:`trainables.checkpoint`) hold the whole :meth:`Trial.state_dict`: model with masks and
-scores, optimizer, schedule, RNG states and history, so ASHA pauses, retries and ``snas
-resume`` continue exactly where the trial was. A checkpoint after an epoch where the trial
-may end (:func:`ending_epochs`) also holds the trial's wiring record, computed here from the
-model in memory, so the driver only stores it; an MLP whose masks did not change since its
-last record (a fixed-mask kernel) reuses that record.
+``test_accuracy``/``test_loss``. Checkpoints (files in :mod:`trainables.checkpoint`) hold
+the whole :meth:`Trial.state_dict`: model with masks and scores, optimizer, schedule, RNG
+states and history, so retries and ``snas resume`` continue exactly where the checkpoint
+was. The trainable asks for them itself (``should_checkpoint`` in a result; Tune saves
+one only when asked and after the last epoch, :func:`snas.runner.checkpoint_config`):
+after every epoch where the trial may end (:func:`ending_epochs`: the last one, ASHA's
+rungs) and after any other epoch that ends ``resources.checkpoint_every_s`` (default 30
+s) or more after the trial's last checkpoint (or its start). A trial that is restarted
+(its node died, the driver was killed) so repeats at most about that much training; a
+checkpoint after every epoch cost a small trial more than the epochs it could save (a
+checkpoint write in the trial, its registration, store write and experiment-state save in
+the driver). A checkpoint after an ending epoch also holds the trial's wiring record,
+computed here from the model in memory, so the driver only stores it; an MLP whose masks
+did not change since its last record (a fixed-mask kernel) reuses that record.
 
 The class implements ``reset_config`` so Tune can reuse the actor between trials
 (``reuse_actors=True``): starting an actor costs ~2 s here, more than a small MLP trial's
@@ -108,9 +115,16 @@ class SnasTrainable(tune.Trainable):
     #: epoch's result; False: only in :meth:`save_checkpoint` (runs that may keep no
     #: checkpoints, and so want no record).
     wiring_record_in_step = True
+    #: This trainable asks for its checkpoints (``should_checkpoint``); the runner then has
+    #: Tune save only those and the last, and binds ``checkpoints=False`` for a run that
+    #: keeps none (:func:`snas.runner.checkpoint_config`).
+    checkpoints_on_request = True
 
-    def setup(self, config: dict[str, Any], space: Mapping[str, Any] | None = None) -> None:
+    def setup(self, config: dict[str, Any], space: Mapping[str, Any] | None = None,
+              checkpoints: bool = True) -> None:
+        """``checkpoints``: False asks for no checkpoint at all (a run that keeps none)."""
         self._space = space
+        self._checkpoints = checkpoints
         self._build(config)
 
     def _build(self, config: Mapping[str, Any]) -> None:
@@ -126,6 +140,9 @@ class SnasTrainable(tune.Trainable):
         self._wiring_masks: list[Any] | None = None  # what self._wiring's record was built of
         self._timing = {"time_setup_s": time.perf_counter() - began, "time_checkpoint_s": 0.0,
                         "time_wiring_s": 0.0}
+        self._checkpoint_every_s = (space.resources.checkpoint_every_s
+                                    if self._checkpoints else None)
+        self._last_checkpoint = time.monotonic()  # or the trial's start
 
     def step(self) -> dict[str, Any]:
         if self.trial.epoch >= self.trial.space.training.epochs and self.trial.history:
@@ -144,7 +161,16 @@ class SnasTrainable(tune.Trainable):
             result["done"] = True
         if self.wiring_record_in_step and self.trial.epoch in self._ending_epochs:
             self._build_wiring_record()  # for the checkpoint that follows this result
+        if self._checkpoint_due() and not result.get("done"):  # Tune saves the last anyway
+            result["should_checkpoint"] = True
         return {**result, **self._timing}
+
+    def _checkpoint_due(self) -> bool:
+        """Whether the epoch just trained asks for a checkpoint (module docstring)."""
+        if self._checkpoint_every_s is None:
+            return False
+        return (self.trial.epoch in self._ending_epochs
+                or time.monotonic() - self._last_checkpoint >= self._checkpoint_every_s)
 
     def _flops(self) -> dict[str, int]:
         """Multiply-accumulates per example of the maskable layers, active and dense."""
@@ -158,6 +184,7 @@ class SnasTrainable(tune.Trainable):
         began = time.perf_counter()
         checkpoint.save_state(checkpoint_dir, self.trial.state_dict())
         self._timing["time_checkpoint_s"] += time.perf_counter() - began
+        self._last_checkpoint = time.monotonic()
         if self.trial.epoch in self._ending_epochs:
             if self._wiring[0] != self.trial.epoch:  # not built by step() (a direct call)
                 self._build_wiring_record()

@@ -287,11 +287,15 @@ class SchedulerConfig:
 class ResourcesConfig:
     """Per-trial resources given to Ray Tune. ``max_failures``: how many times a failed trial
     (its node lost, its worker killed, an error) restarts from its last checkpoint before
-    it counts as an error; 0 = never."""
+    it counts as an error; 0 = never. ``checkpoint_every_s``: besides the epochs where
+    ASHA may stop it and its last, a trial checkpoints after the first epoch that ends this
+    many seconds or more after its last checkpoint: what a restarted trial repeats at most;
+    0 = after every epoch."""
 
     cpus_per_trial: float = spec(1.0, min=0.0, min_open=True, max=1024)
     gpus_per_trial: float = spec(0.0, min=0.0, max=64)
     max_failures: int = spec(2, min=0, max=1000)
+    checkpoint_every_s: float = spec(30.0, min=0.0, max=1e9)
 
 
 @dataclass(frozen=True)

@@ -232,6 +232,81 @@ def test_a_record_is_built_again_only_when_the_masks_changed(tmp_path, monkeypat
     assert len(built) == builds + 1
 
 
+# ----------------------------------------------------------------------- when to checkpoint
+
+
+def asked_for_checkpoints(t: SnasTrainable, epochs: int) -> list[int]:
+    asked = []
+    for epoch in range(1, epochs + 1):
+        result = t.step()
+        if result.get("should_checkpoint"):
+            asked.append(epoch)
+            assert not result.get("done")  # Tune saves after the last epoch by itself
+    return asked
+
+
+def test_checkpoints_are_asked_for_at_rungs_and_after_the_interval(monkeypatch, tmp_path):
+    """ASHA rungs ask (the last epoch is Tune's own checkpoint at the end); other epochs only
+    once resources.checkpoint_every_s has passed since the last checkpoint or the trial's
+    start (0: every epoch); a run that keeps no checkpoints asks for none."""
+    import trainables.tune_trainable as tt
+
+    asha = space(training={"epochs": 6},
+                 scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    assert ending_epochs(asha) == {1, 2, 4, 6}
+    assert asked_for_checkpoints(trainable(asha, 0.5), 6) == [1, 2, 4]
+    fifo = space(training={"epochs": 4}, scheduler={"name": "fifo"})
+    assert asked_for_checkpoints(trainable(fifo, 0.5), 4) == []
+
+    every = space(training={"epochs": 4}, resources={"checkpoint_every_s": 0})
+    assert asked_for_checkpoints(trainable(every, 0.5), 4) == [1, 2, 3]
+
+    clock = [1000.0]
+    monkeypatch.setattr(tt.time, "monotonic", lambda: clock[0])
+    t = trainable(fifo, 0.5)
+    interval = fifo.resources.checkpoint_every_s
+    assert interval == 30.0
+    asked = []
+    for epoch in range(1, 5):
+        clock[0] += 0.6 * interval  # each epoch takes 0.6 of the interval
+        if t.step().get("should_checkpoint"):
+            asked.append(epoch)
+            t.save_checkpoint(str(tmp_path))  # as Tune does when asked: the clock restarts
+    assert asked == [2]  # 1.2 intervals after the start, then 0.6 and 1.2 (4: the last)
+
+    none = SnasTrainable.__new__(SnasTrainable)
+    none.setup({"space": asha.to_dict(), "density": 0.5}, checkpoints=False)
+    assert asked_for_checkpoints(none, 6) == []
+
+
+def test_a_search_writes_checkpoints_only_where_asked(ray_address, tmp_path):
+    """Through Tune: a trial of 6 epochs under ASHA (rungs 1, 2, 4) writes 4 checkpoints,
+    and the policy still keeps only the newest two."""
+    from snas import runner
+    from snas.store import ResultsStore
+
+    cfg = space(training={"epochs": 6},
+                scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
+    import trainables.tune_trainable as tt
+
+    class Counting(tt.SnasTrainable):
+        def save_checkpoint(self, checkpoint_dir):
+            super().save_checkpoint(checkpoint_dir)
+            (tmp_path / f"saved_{self.trial.epoch}").touch()
+
+    experiment = runner.Experiment(
+        name="ckpt", storage_path=tmp_path / "exp", trainable=Counting,
+        resources={"cpu": 1}, configs=[{"space": cfg.to_dict(), "density": 0.5}],
+        checkpoints="recent")
+    store = ResultsStore(f"sqlite:///{tmp_path}/r.db")
+    runner.run(experiment, runner.Record("", {}, "test", 1, {}), store,
+               address=ray_address)
+    written = sorted(int(p.name.split("_")[1]) for p in tmp_path.glob("saved_*"))
+    assert written == [1, 2, 4, 6]
+    kept = list((tmp_path / "exp" / "ckpt").glob("*/checkpoint_*"))
+    assert len(kept) <= runner.RECENT_CHECKPOINTS
+
+
 # ----------------------------------------------------------------------------- ASHA rungs
 
 
