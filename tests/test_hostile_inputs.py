@@ -84,6 +84,8 @@ def _cases(db: str, exp: str, export: str, files: str) -> list[tuple[str, list[s
          "density.low must be <= density.high"),
         ("huge-epochs", [*search, "--set", "training.epochs=1000000000"], "training.epochs must be"),
         ("negative-batch", [*search, "--set", "training.batch_size=-1"], "training.batch_size"),
+        ("negative-checkpoint-interval", [*search, "--set", "resources.checkpoint_every_s=-1"],
+         "resources.checkpoint_every_s must be a number in [0.0,"),
         ("missing-data-root", [S, f"{files}/cifar.yaml", *store, "--name", "c"], "cifar10"),
         ("metric-not-reported", [*search, "--set", "search.metric=test_acc"],
          "search.metric 'test_acc' is not reported by every epoch"),
