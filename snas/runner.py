@@ -161,10 +161,10 @@ class Experiment:
             # limiter lifts that (the cluster's resources still bound what runs at once).
             searcher = ConcurrencyLimiter(FixedConfigs(self.configs),
                                           max_concurrent=len(self.configs))
-        _, bound = checkpoint_config(self.checkpoints, self.trainable)
+        params = {**(self.trainable_params or {}),
+                  **checkpoint_params(self.checkpoints, self.trainable)}
         return tune.Tuner(
-            tune.with_resources(with_parameters(self.trainable,
-                                                {**(self.trainable_params or {}), **bound}),
+            tune.with_resources(with_parameters(self.trainable, params),
                                 dict(self.resources)),
             param_space=dict(self.param_space or {}),
             tune_config=tune.TuneConfig(metric=self.metric, mode=self.mode,
@@ -181,7 +181,7 @@ class Experiment:
         return tune.RunConfig(
             name=self.name, storage_path=str(self.storage_path),
             callbacks=list(self.callbacks), verbose=0,
-            checkpoint_config=checkpoint_config(self.checkpoints, self.trainable)[0],
+            checkpoint_config=checkpoint_config(self.checkpoints, self.trainable),
             # A trial whose node dies (or whose worker is killed) restarts from its last
             # checkpoint on any node with room, up to max_failures times.
             failure_config=tune.FailureConfig(max_failures=self.max_failures),
@@ -197,20 +197,22 @@ def with_parameters(trainable: Any, params: Mapping[str, Any] | None) -> Any:
     return tune.with_parameters(trainable, **params)
 
 
-def checkpoint_config(policy: str, trainable: Any) -> tuple[Any, dict[str, Any]]:
-    """Tune's ``CheckpointConfig`` for a checkpoint policy (:data:`CHECKPOINTS`), and what
-    to bind to ``trainable`` for it.
+def _on_request(trainable: Any) -> bool:
+    return bool(getattr(trainable, "checkpoints_on_request", False))
+
+
+def checkpoint_config(policy: str, trainable: Any) -> Any:
+    """Tune's ``CheckpointConfig`` for a checkpoint policy (:data:`CHECKPOINTS`).
 
     A trainable with ``checkpoints_on_request = True`` (``SnasTrainable``) asks for its
     checkpoints itself (``should_checkpoint`` in a result, where a checkpoint is worth its
-    cost): Tune saves those and one after the last epoch, and for ``none`` the trainable
-    gets ``checkpoints=False`` and asks for none. Any other trainable checkpoints
-    after every epoch (``recent``, ``last``) or never (``none``).
+    cost): Tune saves those and one after the last epoch, and for ``none`` the trainable is
+    told to ask for none (:func:`checkpoint_params`). Any other trainable checkpoints after
+    every epoch (``recent``, ``last``) or never (``none``).
     """
     from ray import tune
 
-    on_request = bool(getattr(trainable, "checkpoints_on_request", False))
-    frequency = 0 if on_request else 1
+    frequency = 0 if _on_request(trainable) else 1
     if policy == "recent":
         # Tune deletes a trial's older checkpoints only after saving an experiment state
         # that no longer points at them (with num_to_keep it forces that save every
@@ -219,15 +221,19 @@ def checkpoint_config(policy: str, trainable: Any) -> tuple[Any, dict[str, Any]]
         # a restore after a hard kill always finds the checkpoint its state names. Two, not
         # one: the newest may still be being written when the driver dies.
         return tune.CheckpointConfig(num_to_keep=RECENT_CHECKPOINTS,
-                                     checkpoint_frequency=frequency,
-                                     checkpoint_at_end=True), {}
+                                     checkpoint_frequency=frequency, checkpoint_at_end=True)
     if policy == "last":
         return tune.CheckpointConfig(num_to_keep=1, checkpoint_frequency=frequency,
-                                     checkpoint_at_end=True), {}
+                                     checkpoint_at_end=True)
     if policy == "none":
-        bound = {"checkpoints": False} if on_request else {}
-        return tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False), bound
+        return tune.CheckpointConfig(checkpoint_frequency=0, checkpoint_at_end=False)
     raise ValueError(f"checkpoints must be one of {', '.join(CHECKPOINTS)}, got {policy!r}")
+
+
+def checkpoint_params(policy: str, trainable: Any) -> dict[str, Any]:
+    """What to bind to ``trainable`` for a checkpoint policy: ``checkpoints=False`` for
+    ``none`` where the trainable asks for its own checkpoints, else nothing."""
+    return {"checkpoints": False} if policy == "none" and _on_request(trainable) else {}
 
 
 def trial_dirname(trial: Any) -> str:

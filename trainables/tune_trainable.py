@@ -16,8 +16,8 @@ states and history, so retries and ``snas resume`` continue exactly where the ch
 was. The trainable asks for them itself (``should_checkpoint`` in a result; Tune saves
 one only when asked and after the last epoch, :func:`snas.runner.checkpoint_config`):
 after every epoch where the trial may end (:func:`ending_epochs`: the last one, ASHA's
-rungs) and after any other epoch that ends ``resources.checkpoint_every_s`` (default 30
-s) or more after the trial's last checkpoint (or its start). A trial that is restarted
+rungs) and after any other epoch that ends ``resources.checkpoint_every_s`` (default
+30 s) or more after the trial's last checkpoint (or its start). A trial that is restarted
 (its node died, the driver was killed) so repeats at most about that much training; a
 checkpoint after every epoch cost a small trial more than the epochs it could save (a
 checkpoint write in the trial, its registration, store write and experiment-state save in
@@ -117,7 +117,7 @@ class SnasTrainable(tune.Trainable):
     wiring_record_in_step = True
     #: This trainable asks for its checkpoints (``should_checkpoint``); the runner then has
     #: Tune save only those and the last, and binds ``checkpoints=False`` for a run that
-    #: keeps none (:func:`snas.runner.checkpoint_config`).
+    #: keeps none (:func:`snas.runner.checkpoint_params`).
     checkpoints_on_request = True
 
     def setup(self, config: dict[str, Any], space: Mapping[str, Any] | None = None,

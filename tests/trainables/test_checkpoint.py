@@ -287,9 +287,8 @@ def test_a_search_writes_checkpoints_only_where_asked(ray_address, tmp_path):
 
     cfg = space(training={"epochs": 6},
                 scheduler={"name": "asha", "grace_period": 1, "reduction_factor": 2})
-    import trainables.tune_trainable as tt
 
-    class Counting(tt.SnasTrainable):
+    class Counting(SnasTrainable):
         def save_checkpoint(self, checkpoint_dir):
             super().save_checkpoint(checkpoint_dir)
             (tmp_path / f"saved_{self.trial.epoch}").touch()
