@@ -70,6 +70,18 @@ Where a short search's fixed cost went, and what :func:`start` does about it (me
   statistics, importing Ray's MLflow, W&B, Comet and Aim integrations to compare classes;
   with ``mlflow`` installed (``snas[tracking]``) that import alone is ~2 s. :func:`start`
   replaces the count with one by class name that imports nothing (same counts).
+
+What is left of a 1-trial search's start-up, measured on the 2-core machine (per-process CPU
+sampled from ``/proc`` every 0.1 s; the raylet's log for its own steps): the raylet starts
+~1.9 s after the CLI, then waits 1.2-1.6 s for Ray's dashboard agent (a Python process it
+starts and monitors, present even without a dashboard) before it reports itself started,
+and starts the prestarted worker ~0.7 s after that, ~4.3 s after the CLI. From then on that
+worker is the critical path: ~10 CPU-s of imports (torch and ``torch._dynamo`` ~6 s, Ray
+Tune ~2 s, under contention with the driver) and the trial itself (of which SciPy's
+``csgraph`` and ``optimize``, first imported by the wiring record, ~1 s), while the driver
+is idle from ~9.5 s on. Neither wait is snas's to remove without replacing Ray's processes:
+``torch._dynamo`` is imported by every ``Optimizer.step``, and the raylet treats its agent
+as part of itself.
 """
 
 from __future__ import annotations
